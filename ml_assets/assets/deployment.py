@@ -1,0 +1,121 @@
+"""The quality gate: promote the leaderboard's best model to the registry, or keep the champion."""
+
+from typing import Any
+
+import dagster as dg
+
+from ml_assets import __version__
+from ml_assets.assets import OWNERS
+from ml_assets.assets.training import model_key
+from ml_assets.models.catalog import CatalogEntry
+from ml_assets.partitions import daily
+from ml_assets.resources.registry import ModelRegistry
+from ml_assets.settings import Settings
+from ml_assets.types import Frame
+
+GROUP = "deployment"
+
+
+def _input_lineage(context: dg.AssetExecutionContext, keys: list[str]) -> dict[str, Any]:
+    """Partition, run and data version of each input's materialization for this partition."""
+    lineage = {}
+    for key in keys:
+        records = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(
+                asset_key=dg.AssetKey(key), asset_partitions=[context.partition_key]
+            ),
+            limit=1,
+        ).records
+        event = records[0].asset_materialization if records else None
+        lineage[key] = {
+            "partition": context.partition_key,
+            "run_id": records[0].run_id if records else None,
+            "data_version": event.tags.get("dagster/data_version")
+            if event and event.tags
+            else None,
+            "sha256": event.metadata["sha256"].value
+            if event and "sha256" in event.metadata
+            else None,
+        }
+    return lineage
+
+
+def build_deployment_asset(settings: Settings, catalog: list[CatalogEntry]) -> dg.AssetsDefinition:
+    entries = {model_key(e): e for e in catalog}
+
+    @dg.asset(
+        partitions_def=daily, group_name=GROUP, kinds={"lightgbm"}, owners=OWNERS,
+        code_version="1", io_manager_key="lake", ins={k: dg.AssetIn() for k in entries},
+        metadata={"auc_gate": settings.auc_gate},
+    )  # fmt: skip
+    def deployed_model(
+        context: dg.AssetExecutionContext,
+        registry: ModelRegistry,
+        model_leaderboard: Frame,
+        training_set: Frame,
+        **models,
+    ) -> dict[str, Any]:
+        """Promote the best model if it clears the AUC gate and is not worse than the champion."""
+        from ml_assets.models.evaluate import paired_bootstrap
+        from ml_assets.models.features import LABEL
+        from ml_assets.models.gate import Candidate, decide
+        from ml_assets.models.train import holdout, predict
+
+        day = context.partition_key
+        best = model_leaderboard.iloc[0]
+        model = models[str(best["asset"])]
+        candidate = Candidate(
+            name=model.name, sha256=model.sha256, auc=float(best["auc"]), partition=day
+        )
+        champion = registry.champion()
+        comparison = None
+        if champion is not None and champion.sha256 != model.sha256 and champion.partition <= day:
+            champion_model, _ = registry.load(champion.sha256)
+            rows = holdout(training_set)
+            if set(champion_model.features) <= set(rows.columns):
+                comparison = paired_bootstrap(
+                    rows[LABEL].to_numpy(), predict(model, rows), predict(champion_model, rows),
+                    samples=settings.bootstrap_samples, seed=settings.seed,
+                )  # fmt: skip
+        decision = decide(candidate, champion, comparison, settings.auc_gate)
+        document: dict[str, Any] = {
+            "partition": day,
+            "promoted": decision.promote,
+            "reason": decision.reason,
+            "candidate": candidate.__dict__,
+            "champion_before": champion.__dict__ if champion else None,
+            "comparison": comparison.__dict__ if comparison else None,
+            "auc_gate": settings.auc_gate,
+            "metrics": {
+                k: (v.item() if hasattr(v, "item") else v) for k, v in best.to_dict().items()
+            },
+        }
+        if decision.promote:
+            document["manifest"] = {
+                "catalog_entry": entries[str(best["asset"])].model_dump(mode="json"),
+                "code_version": {
+                    "ml_assets": __version__,
+                    "asset": context.assets_def.code_versions_by_key[context.asset_key],
+                },
+                "inputs": _input_lineage(
+                    context, ["training_set", "model_leaderboard", str(best["asset"])]
+                ),
+                "metrics": document["metrics"],
+                "decision": decision.reason,
+            }
+            registry.promote(model, document["manifest"], day)
+        context.add_output_metadata(
+            {
+                "promoted": decision.promote,
+                "reason": decision.reason,
+                "candidate": candidate.name,
+                "candidate_auc": candidate.auc,
+                "candidate_sha256": candidate.sha256,
+                "champion": (registry.champion() or candidate).name,
+                "auc_difference_vs_champion": comparison.auc_difference if comparison else None,
+                "p_value_vs_champion": comparison.p_value if comparison else None,
+            }
+        )
+        return document
+
+    return deployed_model

@@ -1,0 +1,49 @@
+"""Fan-in of every model: scored on the same time-based holdout."""
+
+import dagster as dg
+
+from ml_assets.assets import OWNERS
+from ml_assets.assets.training import model_key
+from ml_assets.models.catalog import CatalogEntry
+from ml_assets.partitions import daily
+from ml_assets.settings import Settings
+from ml_assets.types import Frame
+
+GROUP = "evaluation"
+
+
+def build_leaderboard_asset(settings: Settings, catalog: list[CatalogEntry]) -> dg.AssetsDefinition:
+    ins = {model_key(e): dg.AssetIn() for e in catalog}
+
+    @dg.asset(
+        partitions_def=daily, group_name=GROUP, kinds={"pandas", "parquet"}, owners=OWNERS,
+        code_version="1", io_manager_key="lake", ins=ins,
+    )  # fmt: skip
+    def model_leaderboard(
+        context: dg.AssetExecutionContext, training_set: Frame, **models
+    ) -> Frame:
+        """Every model on the same holdout rows: AUC, log-loss, Brier, calibration; ranked by AUC."""
+        from ml_assets.models.evaluate import score
+        from ml_assets.models.features import LABEL
+        from ml_assets.models.leaderboard import rank
+        from ml_assets.models.train import holdout, predict
+
+        rows = holdout(training_set)
+        y = rows[LABEL].to_numpy()
+        scored = {name: (model, score(y, predict(model, rows))) for name, model in models.items()}
+        board = rank(scored)
+        best = board.iloc[0]
+        context.add_output_metadata(
+            {
+                "best_model": str(best["model"]),
+                "best_auc": float(best["auc"]),
+                "models": len(board),
+                "holdout_rows": len(rows),
+                "leaderboard": dg.MetadataValue.md(
+                    board.drop(columns=["sha256"]).to_markdown(index=False, floatfmt=".4f")
+                ),
+            }
+        )
+        return board
+
+    return model_leaderboard

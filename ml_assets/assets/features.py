@@ -1,0 +1,58 @@
+"""Feature engineering: the fan-in flight branch and the traffic branch of the diamond."""
+
+import dagster as dg
+
+from ml_assets.assets import OWNERS
+from ml_assets.assets.errors import persistent_failures
+from ml_assets.partitions import daily, trailing
+from ml_assets.settings import Settings
+from ml_assets.types import Frame
+
+GROUP = "features"
+
+
+def build_feature_assets(settings: Settings) -> list[dg.AssetsDefinition]:
+    horizon = settings.prediction_horizon_hours
+
+    @dg.asset(
+        partitions_def=daily, group_name=GROUP, kinds={"pandas", "parquet"}, owners=OWNERS,
+        code_version="1", io_manager_key="lake",
+        ins={"raw_weather": dg.AssetIn(partition_mapping=trailing(2))},
+        metadata={"prediction_horizon_hours": horizon},
+    )  # fmt: skip
+    def flight_features(
+        context: dg.AssetExecutionContext, raw_flights: Frame, raw_weather: Frame, planes: Frame
+    ) -> Frame:
+        """Fan-in: each flight with the origin's weather at prediction time and its plane."""
+        from ml_assets.models.features import build_flight_features
+
+        day = context.partition_key
+        with persistent_failures(f"flight_features[{day}]"):
+            frame = build_flight_features(raw_flights, raw_weather, planes, horizon)
+        context.add_output_metadata(
+            {
+                "weather_matched_share": float(frame["wx_temp"].notna().mean()),
+                "plane_matched_share": float(frame["seats"].notna().mean()),
+            }
+        )
+        return frame
+
+    @dg.asset(
+        partitions_def=daily, group_name=GROUP, kinds={"pandas", "parquet"}, owners=OWNERS,
+        code_version="1", io_manager_key="lake",
+        ins={"raw_flights": dg.AssetIn(partition_mapping=trailing(settings.history_days + 1))},
+        metadata={"history_days": settings.history_days, "prediction_horizon_hours": horizon},
+    )  # fmt: skip
+    def traffic_features(context: dg.AssetExecutionContext, raw_flights: Frame) -> Frame:
+        """Schedule congestion, trailing delay rates and the day's delays known at prediction time."""
+        from ml_assets.models.features import build_traffic_features
+
+        day = context.partition_key
+        with persistent_failures(f"traffic_features[{day}]"):
+            frame = build_traffic_features(raw_flights, day, horizon)
+        context.add_output_metadata(
+            {"history_days_loaded": int(raw_flights["flight_date"].nunique()) - 1}
+        )
+        return frame
+
+    return [flight_features, traffic_features]

@@ -1,0 +1,100 @@
+"""The diamond's join (``training_set``) and the fan-out of one model asset per catalog entry."""
+
+import time
+
+import dagster as dg
+
+from ml_assets import k8s
+from ml_assets.assets import OWNERS
+from ml_assets.assets.errors import persistent_failures
+from ml_assets.models.catalog import CatalogEntry
+from ml_assets.models.train import TrainedModel
+from ml_assets.partitions import daily, trailing
+from ml_assets.settings import Settings
+from ml_assets.types import Frame
+
+GROUP = "training"
+TRANSIENT_RETRY = dg.RetryPolicy(
+    max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
+
+
+def model_key(entry: CatalogEntry) -> str:
+    return f"model__{entry.name}"
+
+
+def build_training_set_asset(settings: Settings) -> dg.AssetsDefinition:
+    window = trailing(settings.window_days)
+
+    @dg.asset(
+        partitions_def=daily, group_name=GROUP, kinds={"pandas", "parquet"}, owners=OWNERS,
+        code_version="1", io_manager_key="lake",
+        ins={"flight_features": dg.AssetIn(partition_mapping=window),
+             "traffic_features": dg.AssetIn(partition_mapping=window)},
+        metadata={"window_days": settings.window_days, "holdout_days": settings.holdout_days},
+    )  # fmt: skip
+    def training_set(
+        context: dg.AssetExecutionContext, flight_features: Frame, traffic_features: Frame
+    ) -> Frame:
+        """Diamond join of both feature branches over the window, split by time into train/holdout."""
+        from ml_assets.models.training_set import build_training_set
+
+        day = context.partition_key
+        with persistent_failures(f"training_set[{day}]"):
+            frame, summary = build_training_set(
+                flight_features, traffic_features, day, settings.holdout_days
+            )
+        context.add_output_metadata(
+            {
+                "train_rows": summary.train_rows,
+                "holdout_rows": summary.holdout_rows,
+                "unlabelled_rows_excluded": summary.unlabelled_rows,
+                "first_day": summary.first_day,
+                "last_day": summary.last_day,
+                "positive_rate": summary.positive_rate,
+            }
+        )
+        return frame
+
+    return training_set
+
+
+def build_model_asset(entry: CatalogEntry, settings: Settings) -> dg.AssetsDefinition:
+    """One catalog entry -> one asset ``model__<name>`` with its own k8s tags and pool."""
+
+    @dg.asset(
+        name=model_key(entry), partitions_def=daily, group_name=GROUP, kinds={"lightgbm"}, owners=OWNERS,
+        code_version=f"train-1/entry-{entry.version}", io_manager_key="lake",
+        description=entry.description or f"LightGBM model {entry.name} from the catalog.",
+        op_tags=k8s.op_tags(entry.profile, entry.spot), pool=k8s.pool(entry.profile),
+        retry_policy=TRANSIENT_RETRY,
+        metadata={"catalog_entry": entry.model_dump(mode="json"), "profile": entry.profile},
+        tags={"profile": entry.profile},
+    )  # fmt: skip
+    def _model(context: dg.AssetExecutionContext, training_set: Frame) -> TrainedModel:
+        from ml_assets.models.evaluate import auc
+        from ml_assets.models.features import LABEL
+        from ml_assets.models.train import fit, holdout, predict
+
+        started = time.perf_counter()
+        with persistent_failures(f"{model_key(entry)}[{context.partition_key}]"):
+            model = fit(training_set, entry, seed=settings.seed, num_threads=settings.num_threads)
+        seconds = time.perf_counter() - started
+        rows = holdout(training_set)
+        context.add_output_metadata(
+            {
+                "holdout_auc": auc(rows[LABEL].to_numpy(), predict(model, rows)),
+                "train_rows": model.train_rows,
+                "train_window": f"{model.train_first_day}..{model.train_last_day}",
+                "training_seconds": round(seconds, 3),
+            }
+        )
+        return model
+
+    return _model
+
+
+def build_training_assets(
+    settings: Settings, catalog: list[CatalogEntry]
+) -> list[dg.AssetsDefinition]:
+    return [build_training_set_asset(settings), *(build_model_asset(e, settings) for e in catalog)]

@@ -1,0 +1,1 @@
+"""Data contracts as blocking asset checks."""

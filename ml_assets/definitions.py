@@ -1,0 +1,46 @@
+"""The code location's one ``Definitions`` object, assembled lazily from settings."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from ml_assets.settings import Settings
+
+
+def build_defs(settings: Settings) -> dg.Definitions:
+    """Assets, checks, jobs, executor and resources for one environment."""
+    from ml_assets.assets.deployment import build_deployment_asset
+    from ml_assets.assets.evaluation import build_leaderboard_asset
+    from ml_assets.assets.features import build_feature_assets
+    from ml_assets.assets.raw import build_raw_assets
+    from ml_assets.assets.training import build_training_assets
+    from ml_assets.checks.training import build_training_checks
+    from ml_assets.execution import build_executor, build_jobs
+    from ml_assets.models.catalog import load_catalog
+    from ml_assets.resources.lake import LakeIOManagerFactory
+    from ml_assets.resources.landing import LandingZone
+    from ml_assets.resources.registry import ModelRegistry
+
+    catalog = load_catalog(settings.catalog_path)
+    return dg.Definitions(
+        assets=[
+            *build_raw_assets(settings),
+            *build_feature_assets(settings),
+            *build_training_assets(settings, catalog),
+            build_leaderboard_asset(settings, catalog),
+            build_deployment_asset(settings, catalog),
+        ],
+        asset_checks=build_training_checks(settings),
+        jobs=build_jobs(),
+        executor=build_executor(settings),
+        resources={
+            "lake": LakeIOManagerFactory(base_path=settings.lake_base),
+            "landing": LandingZone(base_path=settings.landing_base),
+            "registry": ModelRegistry(base_path=settings.registry_base),
+        },
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_defs(Settings.from_env())

@@ -1,0 +1,39 @@
+"""Jobs and the executor chosen by settings."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from ml_assets.partitions import daily
+from ml_assets.settings import Settings
+
+DAILY_JOB = "daily_pipeline"
+FEATURES_JOB = "features_pipeline"
+REFERENCE_JOB = "reference_data"
+
+DAILY_GROUPS = ("raw", "features", "training", "evaluation", "deployment")
+
+
+def build_jobs() -> list[dg.UnresolvedAssetJobDefinition]:
+    partitioned = dg.AssetSelection.groups(*DAILY_GROUPS) - dg.AssetSelection.assets("planes")
+    return [
+        dg.define_asset_job(DAILY_JOB, selection=partitioned, partitions_def=daily,
+                            description="The whole daily pipeline for one day: ingest to deployment."),
+        dg.define_asset_job(FEATURES_JOB, selection=dg.AssetSelection.groups("raw", "features") - dg.AssetSelection.assets("planes"),
+                            partitions_def=daily, description="Ingestion and features only (cheap; for backfills)."),
+        dg.define_asset_job(REFERENCE_JOB, selection=dg.AssetSelection.assets("planes"),
+                            description="Reload the static reference tables."),
+    ]  # fmt: skip
+
+
+def build_executor(settings: Settings) -> dg.ExecutorDefinition:
+    """In-process for cheap local runs, multiprocess (forkserver) by default, k8s in production."""
+    if settings.executor == "in_process":
+        return dg.in_process_executor
+    if settings.executor == "k8s":
+        from dagster_k8s import k8s_job_executor
+
+        return k8s_job_executor
+    return dg.multiprocess_executor.configured(
+        {"max_concurrent": settings.max_concurrent_steps, "start_method": {"forkserver": {}}}
+    )

@@ -1,0 +1,1 @@
+"""The data science: pure functions with no Dagster import and no IO."""

@@ -1,0 +1,116 @@
+"""Deterministic LightGBM training and prediction; models travel as LightGBM text, never pickled."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ml_assets.models.features import CATEGORICAL_FEATURES, FEATURES, LABEL
+from ml_assets.models.training_set import HOLDOUT, SPLIT, TRAIN
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from ml_assets.models.catalog import CatalogEntry
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A trained booster (LightGBM text format) and the facts needed to trust and reuse it."""
+
+    name: str
+    model_text: str
+    features: tuple[str, ...]
+    params: dict[str, Any]
+    num_boost_round: int
+    train_rows: int
+    train_first_day: str
+    train_last_day: str
+    catalog_version: str
+    sha256: str = field(default="")
+
+    def __post_init__(self) -> None:
+        digest = hashlib.sha256(self.model_text.encode()).hexdigest()
+        if self.sha256 and self.sha256 != digest:
+            raise ValueError(
+                f"model {self.name}: sha256 mismatch (stored {self.sha256}, computed {digest})"
+            )
+        object.__setattr__(self, "sha256", digest)
+
+    def meta(self) -> dict[str, Any]:
+        """Everything but the model text (JSON-serialisable)."""
+        return {k: v for k, v in self.__dict__.items() if k != "model_text"} | {
+            "features": list(self.features)
+        }
+
+
+def lightgbm_params(entry: CatalogEntry, seed: int, num_threads: int) -> dict[str, Any]:
+    """The catalog entry's params plus the pipeline's fixed ones (determinism, objective)."""
+    return {
+        **entry.params,
+        "objective": "binary",
+        "seed": seed,
+        "num_threads": num_threads,
+        "deterministic": True,
+        "force_row_wise": True,
+        "verbose": -1,
+    }
+
+
+def model_matrix(frame: pd.DataFrame, features: tuple[str, ...] = FEATURES) -> pd.DataFrame:
+    """Feature columns with categoricals as pandas categories (LightGBM maps them by value)."""
+    x = frame.loc[:, list(features)].copy()
+    for column in CATEGORICAL_FEATURES:
+        if column in x:
+            x[column] = x[column].astype("category")
+    return x
+
+
+def training_rows(training_set: pd.DataFrame, window_days: int | None) -> pd.DataFrame:
+    """The training rows an entry uses: all of them, or the last ``window_days`` days."""
+    train = training_set.loc[training_set[SPLIT] == TRAIN]
+    if window_days is None or train.empty:
+        return train
+    last = dt.date.fromisoformat(str(train["flight_date"].max()))
+    first = (last - dt.timedelta(days=window_days - 1)).isoformat()
+    return train.loc[train["flight_date"] >= first]
+
+
+def fit(
+    training_set: pd.DataFrame, entry: CatalogEntry, seed: int, num_threads: int
+) -> TrainedModel:
+    """Train one catalog entry on its window of the training rows."""
+    import lightgbm as lgb
+
+    rows = training_rows(training_set, entry.window_days)
+    if rows.empty:
+        raise ValueError(f"model {entry.name}: no training rows in its window")
+    params = lightgbm_params(entry, seed, num_threads)
+    data = lgb.Dataset(model_matrix(rows), label=rows[LABEL].astype("float64"), free_raw_data=True)
+    booster = lgb.train(params, data, num_boost_round=entry.num_boost_round)
+    return TrainedModel(
+        name=entry.name,
+        model_text=booster.model_to_string(),
+        features=FEATURES,
+        params=params,
+        num_boost_round=entry.num_boost_round,
+        train_rows=len(rows),
+        train_first_day=str(rows["flight_date"].min()),
+        train_last_day=str(rows["flight_date"].max()),
+        catalog_version=entry.version,
+    )
+
+
+def predict(model: TrainedModel, frame: pd.DataFrame) -> np.ndarray:
+    """Delay probabilities for the rows of ``frame``."""
+    import lightgbm as lgb
+
+    booster = lgb.Booster(model_str=model.model_text)
+    return booster.predict(model_matrix(frame, model.features))
+
+
+def holdout(training_set: pd.DataFrame) -> pd.DataFrame:
+    return training_set.loc[training_set[SPLIT] == HOLDOUT]

