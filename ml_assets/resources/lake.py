@@ -40,7 +40,7 @@ def dump_object(obj: Any, path: UPath) -> dict[str, Any]:
         target = _with(path, PARQUET)
         write_atomic(target, data)
         return {
-            "path": dg.MetadataValue.path(str(target)),
+            "lake_file": dg.MetadataValue.path(str(target)),
             "dagster/row_count": len(obj),
             "bytes": len(data),
             "sha256": hashlib.sha256(data).hexdigest(),
@@ -50,11 +50,14 @@ def dump_object(obj: Any, path: UPath) -> dict[str, Any]:
         write_atomic(
             _with(path, MODEL_META), json.dumps(obj.meta(), sort_keys=True, indent=1).encode()
         )
-        return {"path": dg.MetadataValue.path(str(_with(path, MODEL_TEXT))), "sha256": obj.sha256}
+        return {
+            "lake_file": dg.MetadataValue.path(str(_with(path, MODEL_TEXT))),
+            "sha256": obj.sha256,
+        }
     if isinstance(obj, dict):
         target = _with(path, DOCUMENT)
         write_atomic(target, json.dumps(obj, sort_keys=True, indent=1, default=str).encode())
-        return {"path": dg.MetadataValue.path(str(target))}
+        return {"lake_file": dg.MetadataValue.path(str(target))}
     raise TypeError(
         f"the lake stores DataFrames, TrainedModels and dicts, not {type(obj).__name__}"
     )
