@@ -1,0 +1,63 @@
+"""Slow end-to-end: the README's demo and a multiprocess run through a real SQLite instance."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ml_assets.settings import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+
+
+def _env(root: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "ML_ASSETS_ROOT": str(root),
+        "DAGSTER_HOME": str(root),
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+    }
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+    root = tmp_path_factory.mktemp("demo")
+    shutil.copy(PROJECT_ROOT / "dagster.yaml", root / "dagster.yaml")
+    done = subprocess.run(
+        [BIN / "ml-assets", "demo", "--start", "2013-01-01", "--end", "2013-01-31", "--train-days", "2"],
+        cwd=root, env=_env(root), capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    return root, done
+
+
+def test_demo_materializes_the_whole_graph(demo) -> None:
+    root, done = demo
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "runs succeeded" in done.stdout and "Open the UI" in done.stdout
+    lake = root / ".lake"
+    assert len(list((lake / "raw_flights").glob("*.parquet"))) == 31
+    assert (lake / "model_leaderboard" / "2013-01-31.parquet").exists()
+    decision = json.loads((lake / "deployed_model" / "2013-01-31.json").read_text())
+    assert decision["reason"]
+    if decision["promoted"] or (lake / "registry" / "current.json").exists():
+        assert json.loads((lake / "registry" / "current.json").read_text())["sha256"]
+    assert (root / ".dagster_home" / "storage").is_dir()
+
+
+def test_multiprocess_run_through_the_instance(demo) -> None:
+    """The default (multiprocess, forkserver) executor, launched by the Dagster CLI."""
+    root, _ = demo
+    done = subprocess.run(
+        [BIN / "dagster", "asset", "materialize", "-m", "ml_assets.definitions",
+         "--select", "raw_flights,raw_weather,flight_features,traffic_features", "--partition", "2013-01-31"],
+        cwd=root, env=_env(root), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "RUN_SUCCESS" in done.stderr + done.stdout
