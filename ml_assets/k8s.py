@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 GPU_POOL = "gpu"
@@ -41,16 +42,16 @@ def op_tags(profile: str, spot: bool = False) -> dict[str, Any]:
     tolerations: list[dict[str, str]] = []
     if profile == "gpu":
         node_selector |= GPU_SELECTOR
-        tolerations.append(GPU_TOLERATION)
+        tolerations.append(dict(GPU_TOLERATION))
     if spot:
         node_selector |= SPOT_SELECTOR
-        tolerations.append(SPOT_TOLERATION)
+        tolerations.append(dict(SPOT_TOLERATION))
     pod_spec: dict[str, Any] = {}
     if node_selector:
         pod_spec["node_selector"] = node_selector
     if tolerations:
         pod_spec["tolerations"] = tolerations
-    config: dict[str, Any] = {"container_config": {"resources": PROFILES[profile]}}
+    config: dict[str, Any] = {"container_config": {"resources": copy.deepcopy(PROFILES[profile])}}
     if pod_spec:
         config["pod_spec_config"] = pod_spec
     return {

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
 
 @dataclass(frozen=True)
 class RunSummary:

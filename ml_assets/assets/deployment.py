@@ -75,7 +75,7 @@ def build_deployment_asset(settings: Settings, catalog: list[CatalogEntry]) -> d
             if set(champion_model.features) <= set(rows.columns):
                 comparison = paired_bootstrap(
                     rows[LABEL].to_numpy(), predict(model, rows), predict(champion_model, rows),
-                    samples=settings.bootstrap_samples, seed=settings.seed,
+                    samples=settings.bootstrap_samples, seed=settings.seed, level=1 - settings.significance,
                 )  # fmt: skip
         decision = decide(candidate, champion, comparison, settings.auc_gate)
         document: dict[str, Any] = {

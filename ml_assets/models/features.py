@@ -197,7 +197,12 @@ def build_traffic_features(flights: pd.DataFrame, day: str, horizon_hours: float
     )
 
     # Delay rates over the trailing days before `day` (all labels known by the day's first prediction).
-    history = flights.loc[(flights["flight_date"] < day) & flights[LABEL].notna()].copy()
+    # Only labels observable by the day's first prediction (matters for long horizons).
+    first_prediction = t.min() if len(t) else None
+    known_by = (
+        label_known_time(flights) <= first_prediction if first_prediction is not None else False
+    )
+    history = flights.loc[(flights["flight_date"] < day) & flights[LABEL].notna() & known_by].copy()
     history["h"] = history["sched_dep_ts"].dt.tz_convert(LOCAL_TZ).dt.hour
     prior = float(history[LABEL].mean()) if len(history) else 0.2
     keyed = today.assign(h=local_hour)

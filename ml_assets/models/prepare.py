@@ -87,6 +87,13 @@ def prepare_weather(raw: pd.DataFrame, day: str) -> pd.DataFrame:
     import pandas as pd
 
     _require(raw, WEATHER_COLUMNS, f"weather for {day}")
+    if {"year", "month", "day"} <= set(raw.columns) and len(raw):
+        local = pd.to_datetime(
+            dict(year=raw["year"], month=raw["month"], day=raw["day"]), errors="coerce"
+        )
+        wrong = local.dt.strftime("%Y-%m-%d") != day
+        if wrong.any():
+            raise SchemaError(f"weather for {day}: {int(wrong.sum())} rows belong to another day")
     out = raw.loc[:, ["origin", *WEATHER_VALUES]].copy()
     out["obs_ts"] = pd.to_datetime(raw["time_hour"], utc=True)
     out[list(WEATHER_VALUES)] = out[list(WEATHER_VALUES)].astype("float64")

@@ -69,7 +69,7 @@ def contract_violations(frame: pd.DataFrame, min_training_rows: int) -> list[str
     if frame[LABEL].isna().any():
         problems.append(f"{int(frame[LABEL].isna().sum())} rows have a null label")
     for part, rows in ((TRAIN, train), (HOLDOUT, frame.loc[frame[SPLIT] == HOLDOUT])):
-        classes = set(rows[LABEL].dropna().unique())
+        classes = {float(c) for c in rows[LABEL].dropna().unique()}
         if classes != {0.0, 1.0}:
             problems.append(f"{part} rows hold classes {sorted(classes)}, need both 0 and 1")
     return problems

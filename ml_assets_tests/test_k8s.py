@@ -1,0 +1,90 @@
+"""Resource profiles -> dagster-k8s tags and concurrency pools."""
+
+from __future__ import annotations
+
+import pytest
+
+from ml_assets import k8s
+
+CONFIG = "dagster-k8s/config"
+
+
+def _pod_spec(tags: dict) -> dict | None:
+    return tags[CONFIG].get("pod_spec_config")
+
+
+@pytest.mark.parametrize("spot", [False, True])
+def test_gpu_profile_requests_a_gpu_node(spot: bool) -> None:
+    tags = k8s.op_tags("gpu", spot=spot)
+    resources = tags[CONFIG]["container_config"]["resources"]
+    assert resources["limits"]["nvidia.com/gpu"] == "1"
+    assert resources["requests"]["nvidia.com/gpu"] == "1"
+    pod = _pod_spec(tags)
+    assert pod["node_selector"]["cloud.google.com/gke-accelerator"] == "nvidia-tesla-t4"
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod[
+        "tolerations"
+    ]
+    assert tags["ml_assets/profile"] == "gpu"
+    assert tags["ml_assets/spot"] == str(spot).lower()
+    assert ("cloud.google.com/gke-spot" in pod["node_selector"]) is spot
+
+
+@pytest.mark.parametrize("profile", ["cpu-small", "cpu-large", "gpu"])
+def test_spot_adds_spot_selector_and_toleration(profile: str) -> None:
+    pod = _pod_spec(k8s.op_tags(profile, spot=True))
+    assert pod["node_selector"]["cloud.google.com/gke-spot"] == "true"
+    assert {
+        "key": "cloud.google.com/gke-spot",
+        "operator": "Equal",
+        "value": "true",
+        "effect": "NoSchedule",
+    } in pod["tolerations"]
+
+
+@pytest.mark.parametrize("profile", ["cpu-small", "cpu-large"])
+def test_cpu_profiles_without_spot_have_no_pod_spec(profile: str) -> None:
+    tags = k8s.op_tags(profile, spot=False)
+    assert _pod_spec(tags) is None
+    resources = tags[CONFIG]["container_config"]["resources"]
+    assert "nvidia.com/gpu" not in resources["limits"]
+    assert "nvidia.com/gpu" not in resources["requests"]
+    assert tags["ml_assets/spot"] == "false"
+
+
+def test_cpu_profiles_never_ask_for_gpu_nodes() -> None:
+    for profile in ("cpu-small", "cpu-large"):
+        pod = _pod_spec(k8s.op_tags(profile, spot=True))
+        assert "cloud.google.com/gke-accelerator" not in pod["node_selector"]
+        assert all(t["key"] != "nvidia.com/gpu" for t in pod["tolerations"])
+
+
+def test_profiles_are_sized_in_order() -> None:
+    small = k8s.op_tags("cpu-small")[CONFIG]["container_config"]["resources"]
+    large = k8s.op_tags("cpu-large")[CONFIG]["container_config"]["resources"]
+    assert small == {
+        "requests": {"cpu": "500m", "memory": "1Gi"},
+        "limits": {"cpu": "1", "memory": "2Gi"},
+    }
+    assert large["limits"] == {"cpu": "4", "memory": "8Gi"}
+
+
+def test_op_tags_do_not_share_mutable_state() -> None:
+    first = k8s.op_tags("gpu", spot=True)
+    _pod_spec(first)["tolerations"].append({"key": "x"})
+    _pod_spec(first)["node_selector"]["extra"] = "y"
+    again = k8s.op_tags("gpu", spot=True)
+    assert {"key": "x"} not in _pod_spec(again)["tolerations"]
+    assert "extra" not in _pod_spec(again)["node_selector"]
+    assert "extra" not in k8s.GPU_SELECTOR
+
+
+def test_pool_only_for_gpu() -> None:
+    assert k8s.pool("gpu") == "gpu"
+    assert k8s.pool("cpu-small") is None
+    assert k8s.pool("cpu-large") is None
+
+
+@pytest.mark.parametrize("profile", ["tpu", "GPU", "", "cpu"])
+def test_unknown_profile_raises(profile: str) -> None:
+    with pytest.raises(ValueError, match=f"unknown resource profile {profile!r}"):
+        k8s.op_tags(profile)
