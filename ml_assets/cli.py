@@ -6,6 +6,8 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ml_assets.settings import PROJECT_ROOT, Settings
@@ -27,6 +29,23 @@ def cmd_land(args: argparse.Namespace) -> int:
     landed = land(base, args.start, args.end)
     print(f"landed {len(landed)} files for {args.start}..{args.end} into {base}")
     return 0
+
+
+@contextmanager
+def _stderr_to(path: Path) -> Iterator[None]:
+    """Send fd 2 (Dagster mirrors every step's captured log lines there) to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(target, 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(target)
+        os.close(saved)
 
 
 def _print_run(summary) -> None:
@@ -58,6 +77,22 @@ def materialize(defs, instance, job: str, days: list[str]):
     )
 
 
+def _print_leaderboard(lake: str, day: str) -> None:
+    from upath import UPath
+
+    from ml_assets.resources.lake import load_object
+
+    try:
+        board = load_object(UPath(lake) / "model_leaderboard" / day)
+    except FileNotFoundError:
+        return
+    print(f"  Leaderboard {day} (holdout of the last days):")
+    for row in board.itertuples():
+        print(
+            f"    {row.rank}. {row.model:12s} AUC {row.auc:.4f}  log-loss {row.log_loss:.4f}  train rows {row.train_rows}"
+        )
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Land a few weeks, build features for all of them, train and deploy for the last days."""
     import dagster as dg
@@ -77,15 +112,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     land(settings.landing_base, args.start, args.end)
     defs = build_defs(settings)
     with dg.DagsterInstance.get() as instance:
-        print("2/4 reference data")
-        runs = materialize(defs, instance, REFERENCE_JOB, [None])
-        print(f"3/4 ingestion and features for {len(days) - args.train_days} days")
-        runs += materialize(defs, instance, FEATURES_JOB, days[: -args.train_days])
-        print(
-            f"4/4 the whole graph (training, leaderboard, deployment) for the last {args.train_days} days"
-        )
-        runs += materialize(defs, instance, DAILY_JOB, days[-args.train_days :])
-        instance_dir = instance.root_directory
+        instance_dir = os.path.abspath(instance.root_directory)
+        log = Path(instance_dir) / "demo.log"
+        print(f"    step logs: {log}")
+        with _stderr_to(log):
+            print("2/4 reference data")
+            runs = materialize(defs, instance, REFERENCE_JOB, [None])
+            print(f"3/4 ingestion and features for {len(days) - args.train_days} days")
+            runs += materialize(defs, instance, FEATURES_JOB, days[: -args.train_days])
+            print(
+                f"4/4 the whole graph (training, leaderboard, deployment) for the last {args.train_days} days"
+            )
+            runs += materialize(defs, instance, DAILY_JOB, days[-args.train_days :])
     ok = all(r.success for r in runs)
     current = ModelRegistry(base_path=settings.registry_base).current()
     print()
@@ -94,6 +132,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     print(f"  Dagster instance : {instance_dir}")
     print(f"  Lake             : {settings.lake_base}")
+    _print_leaderboard(settings.lake_base, days[-1])
     print(
         f"  Deployed model   : {json.dumps(current) if current else 'none (the gate refused every candidate)'}"
     )
@@ -101,6 +140,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "  Open the UI      : make ui   (or: uv run dagster dev, from the repo root) -> http://127.0.0.1:3000"
     )
     return 0 if ok else 1
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    from ml_assets.automation.metrics import serve
+
+    _instance_home()
+    return serve(Settings.from_env(), args.host, args.port)
+
+
+def cmd_smtp_sink(args: argparse.Namespace) -> int:
+    from ml_assets.automation.sink import run_sink
+
+    settings = Settings.from_env()
+    return run_sink(args.host or settings.smtp_host, args.port or settings.smtp_port)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,6 +177,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--end", default="2013-02-28")
     p.add_argument("--train-days", type=int, default=3, help="days that get the whole graph")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("metrics", help="serve Prometheus /metrics (and push when configured)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=9108)
+    p.set_defaults(func=cmd_metrics)
+
+    p = sub.add_parser("smtp-sink", help="a local SMTP server printing every email (dev group)")
+    p.add_argument("--host", help="default: ML_ASSETS_SMTP_HOST")
+    p.add_argument("--port", type=int, help="default: ML_ASSETS_SMTP_PORT")
+    p.set_defaults(func=cmd_smtp_sink)
 
     args = parser.parse_args(argv)
     return args.func(args)
