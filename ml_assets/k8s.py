@@ -6,6 +6,7 @@ import copy
 from typing import Any
 
 GPU_POOL = "gpu"
+DEFAULT_PROFILE = "cpu-small"
 
 PROFILES: dict[str, dict[str, Any]] = {
     "cpu-small": {
@@ -21,6 +22,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "limits": {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "1"},
     },
 }
+# Dagster retries steps itself (RetryPolicy), so Kubernetes does not; finished Jobs are cleaned up.
+JOB_SPEC = {"backoff_limit": 0, "ttl_seconds_after_finished": 86_400}
 SPOT_SELECTOR = {"cloud.google.com/gke-spot": "true"}
 SPOT_TOLERATION = {
     "key": "cloud.google.com/gke-spot",
@@ -32,8 +35,8 @@ GPU_SELECTOR = {"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"}
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 
 
-def op_tags(profile: str, spot: bool = False) -> dict[str, Any]:
-    """The ``dagster-k8s/config`` tag for a profile: requests/limits, node selectors, tolerations."""
+def k8s_config(profile: str, spot: bool = False) -> dict[str, Any]:
+    """dagster-k8s user-defined config for a profile: resources, selectors, tolerations, Job spec."""
     if profile not in PROFILES:
         raise ValueError(
             f"unknown resource profile {profile!r}; expected one of {sorted(PROFILES)}"
@@ -46,19 +49,32 @@ def op_tags(profile: str, spot: bool = False) -> dict[str, Any]:
     if spot:
         node_selector |= SPOT_SELECTOR
         tolerations.append(dict(SPOT_TOLERATION))
+    config: dict[str, Any] = {
+        "container_config": {"resources": copy.deepcopy(PROFILES[profile])},
+        "job_spec_config": dict(JOB_SPEC),
+    }
     pod_spec: dict[str, Any] = {}
     if node_selector:
         pod_spec["node_selector"] = node_selector
     if tolerations:
         pod_spec["tolerations"] = tolerations
-    config: dict[str, Any] = {"container_config": {"resources": copy.deepcopy(PROFILES[profile])}}
     if pod_spec:
         config["pod_spec_config"] = pod_spec
+    return config
+
+
+def op_tags(profile: str, spot: bool = False) -> dict[str, Any]:
+    """The ``dagster-k8s/config`` op tag for a profile, plus readable profile/spot tags."""
     return {
-        "dagster-k8s/config": config,
+        "dagster-k8s/config": k8s_config(profile, spot),
         "ml_assets/profile": profile,
         "ml_assets/spot": str(spot).lower(),
     }
+
+
+def default_step_config() -> dict[str, Any]:
+    """``step_k8s_config`` for steps without a profile (ingestion, features, evaluation)."""
+    return k8s_config(DEFAULT_PROFILE)
 
 
 def pool(profile: str) -> str | None:
