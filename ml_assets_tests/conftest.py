@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# gcsfs probes every bucket over gRPC for zonal/HNS features (60 s timeout against an emulator);
+# the lake needs none of them. Must be set before gcsfs is imported.
+os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 import yaml
 
 from ml_assets.settings import Settings
