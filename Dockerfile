@@ -1,26 +1,31 @@
-# User-code image: the ml_assets code location served over gRPC (dagster code-server), built
-# from the committed uv.lock. Used by the Helm chart's user deployment and by k8s step Jobs.
-FROM python:3.11-slim AS base
+# User-code image: the ml_assets code location served over gRPC (`dagster code-server start`),
+# built from the committed uv.lock. Used by the Helm chart's user deployment (deploy/helm) and by
+# every run and step Job the K8sRunLauncher / k8s_job_executor creates.
 
-ENV PYTHONUNBUFFERED=1 \
-    UV_COMPILE_BYTECODE=1 \
+# --- build: resolve the locked environment into /opt/venv --------------------------------------
+FROM python:3.11-slim AS build
+ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
-    UV_PROJECT_ENVIRONMENT=/opt/venv \
-    PATH=/opt/venv/bin:$PATH \
-    ML_ASSETS_ENV=prod
-
+    UV_PROJECT_ENVIRONMENT=/opt/venv
 RUN pip install --no-cache-dir uv
-WORKDIR /opt/ml_assets
-
-# Dependencies first (cached layer), then the project itself.
+WORKDIR /src
 COPY pyproject.toml uv.lock README.md ./
 RUN uv sync --frozen --no-dev --no-install-project
 COPY ml_assets ./ml_assets
-COPY workspace.yaml dagster.yaml ./
-RUN uv sync --frozen --no-dev
+RUN uv sync --frozen --no-dev --no-editable
 
-RUN useradd --create-home --uid 10001 dagster
+# --- runtime: the venv and nothing else, as a non-root user -------------------------------------
+FROM python:3.11-slim AS runtime
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    ML_ASSETS_ENV=prod \
+    DAGSTER_HOME=/opt/dagster/dagster_home
+RUN useradd --create-home --uid 10001 dagster \
+    && mkdir -p /opt/dagster/dagster_home && chown dagster /opt/dagster/dagster_home
+COPY --from=build /opt/venv /opt/venv
+COPY deploy/dagster.yaml /opt/dagster/dagster_home/dagster.yaml
 USER dagster
+WORKDIR /opt/dagster
 
 EXPOSE 4000
 CMD ["dagster", "code-server", "start", "--host", "0.0.0.0", "--port", "4000", "--module-name", "ml_assets.definitions", "--location-name", "ml_assets"]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import socket
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -70,3 +73,60 @@ def settings(tmp_path: Path, landing_dir: Path) -> Settings:
         bootstrap_samples=50,
         executor="in_process",
     )
+
+
+GCS_BUCKET = "ml-assets-test"
+POSTGRES = {"hostname": "127.0.0.1", "port": 5432, "username": "postgres", "password": ""}
+
+
+@pytest.fixture(scope="session")
+def gcs() -> Iterator[str]:
+    """A local GCS emulator (JSON API) with one bucket; gcsfs and google-cloud-storage reach it
+    through ``STORAGE_EMULATOR_HOST`` with anonymous credentials. Yields ``gs://<bucket>``."""
+    import fsspec.config
+    from gcp_storage_emulator.server import create_server
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = create_server("127.0.0.1", port, in_memory=True, default_bucket=GCS_BUCKET)
+    server.start()
+    saved_env = os.environ.get("STORAGE_EMULATOR_HOST")
+    saved_conf = dict(fsspec.config.conf.get("gcs", {}))
+    os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
+    fsspec.config.conf.setdefault("gcs", {})["token"] = "anon"
+    try:
+        yield f"gs://{GCS_BUCKET}"
+    finally:
+        server.stop()
+        fsspec.config.conf["gcs"] = saved_conf
+        if saved_env is None:
+            os.environ.pop("STORAGE_EMULATOR_HOST", None)
+        else:
+            os.environ["STORAGE_EMULATOR_HOST"] = saved_env
+
+
+@pytest.fixture(scope="session")
+def postgres_db() -> Iterator[dict]:
+    """A scratch database on the machine's Postgres (127.0.0.1:5432), dropped afterwards."""
+    import psycopg2
+
+    name = f"ml_assets_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(
+        host=POSTGRES["hostname"],
+        port=POSTGRES["port"],
+        user=POSTGRES["username"],
+        dbname="postgres",
+    )
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield {**POSTGRES, "db_name": name}
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
+            )
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.close()

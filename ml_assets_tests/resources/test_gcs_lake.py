@@ -6,47 +6,15 @@ The emulator (gcp-storage-emulator) speaks GCS's JSON API; gcsfs reaches it thro
 
 from __future__ import annotations
 
-import os
-import socket
-from collections.abc import Iterator
-
 import dagster as dg
 import pandas as pd
-import pytest
 
 from ml_assets.partitions import daily
 from ml_assets.resources.lake import LakeIOManagerFactory
 from ml_assets.resources.registry import ModelRegistry
 from ml_assets.sources.landing import land, landed_days, read_daily
 from ml_assets_tests import _samples
-
-BUCKET = "ml-assets-test"
-
-
-@pytest.fixture(scope="module")
-def gcs() -> Iterator[str]:
-    """A running emulator with one bucket; yields the bucket URL."""
-    import fsspec.config
-    from gcp_storage_emulator.server import create_server
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = create_server("127.0.0.1", port, in_memory=True, default_bucket=BUCKET)
-    server.start()
-    saved_env = os.environ.get("STORAGE_EMULATOR_HOST")
-    saved_conf = dict(fsspec.config.conf.get("gcs", {}))
-    os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
-    fsspec.config.conf.setdefault("gcs", {})["token"] = "anon"
-    try:
-        yield f"gs://{BUCKET}"
-    finally:
-        server.stop()
-        fsspec.config.conf["gcs"] = saved_conf
-        if saved_env is None:
-            os.environ.pop("STORAGE_EMULATOR_HOST", None)
-        else:
-            os.environ["STORAGE_EMULATOR_HOST"] = saved_env
+from ml_assets_tests.conftest import GCS_BUCKET as BUCKET
 
 
 def _objects(url: str) -> set[str]:
