@@ -14,6 +14,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
     from ml_assets.assets.features import build_feature_assets
     from ml_assets.assets.raw import build_raw_assets
     from ml_assets.assets.training import build_training_assets
+    from ml_assets.automation import build_automation_defs
     from ml_assets.checks.training import build_training_checks
     from ml_assets.execution import build_executor, build_jobs
     from ml_assets.models.catalog import load_catalog
@@ -22,7 +23,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
     from ml_assets.resources.registry import ModelRegistry
 
     catalog = load_catalog(settings.catalog_path)
-    return dg.Definitions(
+    core = dg.Definitions(
         assets=[
             *build_raw_assets(settings),
             *build_feature_assets(settings),
@@ -39,6 +40,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
             "registry": ModelRegistry(base_path=settings.registry_base),
         },
     )
+    return dg.Definitions.merge(core, build_automation_defs(settings))
 
 
 @dg.definitions

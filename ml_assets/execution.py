@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from ml_assets.automation.freshness import SENSOR_EVALUATED_CHECKS
 from ml_assets.partitions import daily
 from ml_assets.settings import Settings
 
@@ -16,10 +17,12 @@ DAILY_GROUPS = ("raw", "features", "training", "evaluation", "deployment")
 
 def build_jobs() -> list[dg.UnresolvedAssetJobDefinition]:
     partitioned = dg.AssetSelection.groups(*DAILY_GROUPS) - dg.AssetSelection.assets("planes")
+    # Freshness checks are evaluated by the freshness_monitor sensor, not as steps of a run.
+    partitioned -= dg.AssetSelection.checks(*SENSOR_EVALUATED_CHECKS)
     return [
         dg.define_asset_job(DAILY_JOB, selection=partitioned, partitions_def=daily,
                             description="The whole daily pipeline for one day: ingest to deployment."),
-        dg.define_asset_job(FEATURES_JOB, selection=dg.AssetSelection.groups("raw", "features") - dg.AssetSelection.assets("planes"),
+        dg.define_asset_job(FEATURES_JOB, selection=dg.AssetSelection.groups("raw", "features") - dg.AssetSelection.assets("planes") - dg.AssetSelection.checks(*SENSOR_EVALUATED_CHECKS),
                             partitions_def=daily, description="Ingestion and features only (cheap; for backfills)."),
         dg.define_asset_job(REFERENCE_JOB, selection=dg.AssetSelection.assets("planes"),
                             description="Reload the static reference tables."),

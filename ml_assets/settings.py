@@ -7,12 +7,31 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CATALOG = Path(__file__).resolve().parent / "models" / "catalog.yaml"
 
 Environment = Literal["local", "ci", "prod"]
+
+AUTOMATION_ENV = {
+    "ML_ASSETS_SMTP_HOST": "smtp_host",
+    "ML_ASSETS_SMTP_PORT": "smtp_port",
+    "ML_ASSETS_SMTP_SENDER": "smtp_sender",
+    "ML_ASSETS_SMTP_RECIPIENTS": "smtp_recipients",
+    "ML_ASSETS_SMTP_SECURITY": "smtp_security",
+    "ML_ASSETS_SMTP_USER": "smtp_username",
+    "ML_ASSETS_WEBSERVER_URL": "webserver_url",
+    "ML_ASSETS_LANDING_SENSOR_INTERVAL": "landing_sensor_interval_s",
+    "ML_ASSETS_MONITOR_WINDOW_RUNS": "monitor_window_runs",
+    "ML_ASSETS_MONITOR_STEP_FACTOR": "monitor_step_duration_factor",
+    "ML_ASSETS_MONITOR_FAILURE_RATE": "monitor_failure_rate",
+    "ML_ASSETS_MONITOR_VOLUME_RATIO": "monitor_volume_ratio",
+    "ML_ASSETS_MONITOR_AUC_DROP": "monitor_auc_drop",
+    "ML_ASSETS_FRESHNESS_FAIL_HOURS": "freshness_fail_hours",
+    "ML_ASSETS_PARTITION_DEADLINE_HOURS": "partition_deadline_hours",
+    "ML_ASSETS_PUSHGATEWAY_URL": "pushgateway_url",
+}
 
 
 class Settings(BaseModel):
@@ -44,6 +63,46 @@ class Settings(BaseModel):
     executor: Literal["multiprocess", "in_process", "k8s"] = "multiprocess"
     max_concurrent_steps: int = 2
 
+    # Automation and monitoring (ml_assets/automation); the SMTP password is only EnvVar("SMTP_PASSWORD")
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_sender: str = "ml-assets@localhost"
+    smtp_recipients: tuple[str, ...] = ("ml-platform@localhost",)
+    smtp_security: Literal["none", "starttls", "ssl"] = "none"
+    smtp_username: str | None = Field(
+        None, description="Log in as this user (password: SMTP_PASSWORD)."
+    )
+    webserver_url: str = Field("http://127.0.0.1:3000", description="Base of run links in alerts.")
+    landing_sensor_interval_s: int = 30
+    monitor_window_runs: int = Field(
+        20, description="Trailing finished runs for medians and rates."
+    )
+    monitor_min_history: int = Field(
+        3, description="Fewest earlier samples before a monitor judges."
+    )
+    monitor_step_duration_factor: float = 2.0
+    monitor_step_min_seconds: float = Field(1.0, description="Faster steps are never called slow.")
+    monitor_failure_rate: float = 0.05
+    monitor_volume_ratio: float = 0.5
+    monitor_auc_drop: float = Field(0.02, description="Largest tolerated AUC drop vs the champion.")
+    freshness_warn_hours: float = 24.0
+    freshness_fail_hours: float = Field(
+        26.0, description="deployed_model's FreshnessPolicy window."
+    )
+    partition_deadline_hours: float = Field(2.0, description="Landed day -> materialized, at most.")
+    freshness_lookback_days: int = Field(3, description="Latest landed days checked for freshness.")
+    auc_history_days: int = 14
+    pushgateway_url: str | None = None
+
+    @field_validator("smtp_recipients", mode="before")
+    @classmethod
+    def _split_recipients(cls, value: object) -> object:
+        return (
+            tuple(r.strip() for r in value.split(",") if r.strip())
+            if isinstance(value, str)
+            else value
+        )
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from ``ML_ASSETS_*`` variables, with local defaults under the project."""
@@ -69,6 +128,7 @@ class Settings(BaseModel):
             "ML_ASSETS_HORIZON_HOURS": "prediction_horizon_hours",
             "ML_ASSETS_EXECUTOR": "executor",
             "ML_ASSETS_NUM_THREADS": "num_threads",
+            **AUTOMATION_ENV,
         }
         values.update({field: environ[var] for var, field in overrides.items() if var in environ})
         return cls.model_validate(values)

@@ -7,6 +7,8 @@ import dagster as dg
 from ml_assets import __version__
 from ml_assets.assets import OWNERS
 from ml_assets.assets.training import model_key
+from ml_assets.automation.freshness import deployed_model_policy
+from ml_assets.automation.reports import auc_history
 from ml_assets.models.catalog import CatalogEntry
 from ml_assets.partitions import daily
 from ml_assets.resources.registry import ModelRegistry
@@ -47,6 +49,7 @@ def build_deployment_asset(settings: Settings, catalog: list[CatalogEntry]) -> d
         partitions_def=daily, group_name=GROUP, kinds={"lightgbm"}, owners=OWNERS,
         code_version="1", io_manager_key="lake", ins={k: dg.AssetIn() for k in entries},
         metadata={"auc_gate": settings.auc_gate},
+        freshness_policy=deployed_model_policy(settings),
     )  # fmt: skip
     def deployed_model(
         context: dg.AssetExecutionContext,
@@ -114,6 +117,10 @@ def build_deployment_asset(settings: Settings, catalog: list[CatalogEntry]) -> d
                 "champion": (registry.champion() or candidate).name,
                 "auc_difference_vs_champion": comparison.auc_difference if comparison else None,
                 "p_value_vs_champion": comparison.p_value if comparison else None,
+                "champion_before": champion.name if champion else None,
+                "auc_history": auc_history(
+                    context.instance, sorted(entries), day, settings.auc_history_days
+                ),
             }
         )
         return document
