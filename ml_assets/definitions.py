@@ -15,7 +15,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
     from ml_assets.assets.raw import build_raw_assets
     from ml_assets.assets.training import build_training_assets
     from ml_assets.automation import build_automation_defs
-    from ml_assets.checks.training import build_training_checks
+    from ml_assets.checks.contracts import build_contract_checks
     from ml_assets.execution import build_executor, build_jobs
     from ml_assets.models.catalog import load_catalog
     from ml_assets.resources.lake import LakeIOManagerFactory
@@ -31,7 +31,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
             build_leaderboard_asset(settings, catalog),
             build_deployment_asset(settings, catalog),
         ],
-        asset_checks=build_training_checks(settings),
+        asset_checks=build_contract_checks(settings),
         jobs=build_jobs(),
         executor=build_executor(settings),
         resources={

@@ -59,6 +59,14 @@ class Settings(BaseModel):
     bootstrap_samples: int = 200
     significance: float = 0.05
 
+    # Data contracts (ml_assets/checks)
+    quarantine_max_share: float = Field(
+        0.01, description="Largest share of a partition's rows that may be quarantined."
+    )
+    quarantine_tolerated_rows: int = Field(
+        1, description="Rows a partition may always quarantine (one glitch in 72 weather rows)."
+    )
+
     # Execution
     executor: Literal["multiprocess", "in_process", "k8s"] = "multiprocess"
     max_concurrent_steps: int = 2
@@ -128,6 +136,8 @@ class Settings(BaseModel):
             "ML_ASSETS_HORIZON_HOURS": "prediction_horizon_hours",
             "ML_ASSETS_EXECUTOR": "executor",
             "ML_ASSETS_NUM_THREADS": "num_threads",
+            "ML_ASSETS_QUARANTINE_MAX_SHARE": "quarantine_max_share",
+            "ML_ASSETS_QUARANTINE_TOLERATED_ROWS": "quarantine_tolerated_rows",
             **AUTOMATION_ENV,
         }
         values.update({field: environ[var] for var, field in overrides.items() if var in environ})

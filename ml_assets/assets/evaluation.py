@@ -17,12 +17,13 @@ def build_leaderboard_asset(settings: Settings, catalog: list[CatalogEntry]) -> 
 
     @dg.asset(
         partitions_def=daily, group_name=GROUP, kinds={"pandas", "parquet"}, owners=OWNERS,
-        code_version="1", io_manager_key="lake", ins=ins,
+        code_version="2", io_manager_key="lake", ins=ins,
     )  # fmt: skip
     def model_leaderboard(
         context: dg.AssetExecutionContext, training_set: Frame, **models
     ) -> Frame:
         """Every model on the same holdout rows: AUC, log-loss, Brier, calibration; ranked by AUC."""
+        from ml_assets.checks.contracts import ContractGate
         from ml_assets.models.evaluate import score
         from ml_assets.models.features import LABEL
         from ml_assets.models.leaderboard import rank
@@ -31,7 +32,10 @@ def build_leaderboard_asset(settings: Settings, catalog: list[CatalogEntry]) -> 
         rows = holdout(training_set)
         y = rows[LABEL].to_numpy()
         scored = {name: (model, score(y, predict(model, rows))) for name, model in models.items()}
-        board = rank(scored)
+        gate = ContractGate(context, settings)
+        board = gate.finish(
+            gate.check("model_leaderboard", rank(scored), gate.params()), "model_leaderboard"
+        )
         best = board.iloc[0]
         context.add_output_metadata(
             {

@@ -1,10 +1,14 @@
-"""Feature engineering: the fan-in flight branch and the traffic branch of the diamond."""
+"""Feature engineering: the fan-in flight branch and the traffic branch of the diamond.
+
+Both assets check their frame against its contract before returning (``checks/contracts.py``).
+"""
 
 import dagster as dg
 
 from ml_assets.assets import OWNERS
 from ml_assets.assets.errors import persistent_failures
 from ml_assets.partitions import daily, trailing
+from ml_assets.resources.landing import LandingZone
 from ml_assets.settings import Settings
 from ml_assets.types import Frame
 
@@ -16,19 +20,27 @@ def build_feature_assets(settings: Settings) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         partitions_def=daily, group_name=GROUP, kinds={"pandas", "parquet"}, owners=OWNERS,
-        code_version="1", io_manager_key="lake",
+        code_version="2", io_manager_key="lake",
         ins={"raw_weather": dg.AssetIn(partition_mapping=trailing(2))},
         metadata={"prediction_horizon_hours": horizon},
     )  # fmt: skip
     def flight_features(
-        context: dg.AssetExecutionContext, raw_flights: Frame, raw_weather: Frame, planes: Frame
+        context: dg.AssetExecutionContext,
+        landing: LandingZone,
+        raw_flights: Frame,
+        raw_weather: Frame,
+        planes: Frame,
     ) -> Frame:
         """Fan-in: each flight with the origin's weather at prediction time and its plane."""
+        from ml_assets.checks.contracts import ContractGate, load_references
         from ml_assets.models.features import build_flight_features
 
         day = context.partition_key
+        gate = ContractGate(context, settings)
         with persistent_failures(f"flight_features[{day}]"):
             frame = build_flight_features(raw_flights, raw_weather, planes, horizon)
+            params = gate.params(load_references(landing))
+        frame = gate.finish(gate.check("flight_features", frame, params), "flight_features")
         context.add_output_metadata(
             {
                 "weather_matched_share": float(frame["wx_temp"].notna().mean()),
@@ -39,17 +51,22 @@ def build_feature_assets(settings: Settings) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         partitions_def=daily, group_name=GROUP, kinds={"pandas", "parquet"}, owners=OWNERS,
-        code_version="1", io_manager_key="lake",
+        code_version="2", io_manager_key="lake",
         ins={"raw_flights": dg.AssetIn(partition_mapping=trailing(settings.history_days + 1))},
         metadata={"history_days": settings.history_days, "prediction_horizon_hours": horizon},
     )  # fmt: skip
     def traffic_features(context: dg.AssetExecutionContext, raw_flights: Frame) -> Frame:
         """Schedule congestion, trailing delay rates and the day's delays known at prediction time."""
+        from ml_assets.checks.contracts import ContractGate
         from ml_assets.models.features import build_traffic_features
 
         day = context.partition_key
+        gate = ContractGate(context, settings)
         with persistent_failures(f"traffic_features[{day}]"):
             frame = build_traffic_features(raw_flights, day, horizon)
+        frame = gate.finish(
+            gate.check("traffic_features", frame, gate.params()), "traffic_features"
+        )
         context.add_output_metadata(
             {"history_days_loaded": int(raw_flights["flight_date"].nunique()) - 1}
         )

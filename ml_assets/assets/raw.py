@@ -1,4 +1,10 @@
-"""Ingestion: landed files -> typed daily frames, plus the static plane reference table."""
+"""Ingestion: landed files -> typed daily frames, plus the static plane reference table.
+
+Each raw asset checks its landing file (``sources/landing.read_csv``), then the landed rows
+(``landed_*`` contract) and the typed frame (``raw_*`` contract) before returning; see
+``ml_assets/checks/contracts.py``. A bad day file fails the step without retries and is moved to
+``<landing>/rejected/``, so the last good partition stays in the lake.
+"""
 
 import dagster as dg
 
@@ -15,15 +21,26 @@ GROUP = "raw"
 def build_raw_assets(settings: Settings) -> list[dg.AssetsDefinition]:
     @dg.asset(
         partitions_def=daily, group_name=GROUP, kinds={"pandas", "parquet"}, owners=OWNERS,
-        code_version="1", io_manager_key="lake",
+        code_version="2", io_manager_key="lake",
     )  # fmt: skip
     def raw_flights(context: dg.AssetExecutionContext, landing: LandingZone) -> Frame:
         """One day's departures from the landing zone, typed and keyed by ``flight_id``."""
+        from ml_assets.checks.contracts import ContractGate, load_references
         from ml_assets.models.prepare import prepare_flights
+        from ml_assets.sources.landing import daily_path
 
         day = context.partition_key
+        gate = ContractGate(
+            context, settings, file=str(daily_path(landing.base_path, "flights", day)),
+            on_reject=lambda: landing.reject("flights", day),
+        )  # fmt: skip
         with persistent_failures(f"raw_flights[{day}]"):
-            frame = prepare_flights(landing.read_daily("flights", day), day)
+            params = gate.params(load_references(landing))
+        landed = gate.read(lambda: landing.read_daily("flights", day))
+        landed = gate.check("landed_flights", landed, params)
+        with persistent_failures(f"raw_flights[{day}]"):
+            frame = prepare_flights(landed, day)
+        frame = gate.finish(gate.check("raw_flights", frame, params), "raw_flights")
         context.add_output_metadata(
             {
                 "cancelled": int(frame["is_delayed"].isna().sum()),
@@ -34,28 +51,45 @@ def build_raw_assets(settings: Settings) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         partitions_def=daily, group_name=GROUP, kinds={"pandas", "parquet"}, owners=OWNERS,
-        code_version="1", io_manager_key="lake",
+        code_version="2", io_manager_key="lake",
     )  # fmt: skip
     def raw_weather(context: dg.AssetExecutionContext, landing: LandingZone) -> Frame:
         """One day's hourly weather at EWR, JFK and LGA."""
+        from ml_assets.checks.contracts import ContractGate
         from ml_assets.models.prepare import prepare_weather
+        from ml_assets.sources.landing import daily_path
 
         day = context.partition_key
+        gate = ContractGate(
+            context, settings, file=str(daily_path(landing.base_path, "weather", day)),
+            on_reject=lambda: landing.reject("weather", day),
+        )  # fmt: skip
+        params = gate.params()
+        landed = gate.read(lambda: landing.read_daily("weather", day))
+        landed = gate.check("landed_weather", landed, params)
         with persistent_failures(f"raw_weather[{day}]"):
-            return prepare_weather(landing.read_daily("weather", day), day)
+            frame = prepare_weather(landed, day)
+        return gate.finish(gate.check("raw_weather", frame, params), "raw_weather")
 
     @dg.asset(
         group_name=GROUP,
         kinds={"pandas", "parquet"},
         owners=OWNERS,
-        code_version="1",
+        code_version="2",
         io_manager_key="lake",
     )
-    def planes(landing: LandingZone) -> Frame:
+    def planes(context: dg.AssetExecutionContext, landing: LandingZone) -> Frame:
         """Reference data: one row per tail number (year built, seats, engines)."""
+        from ml_assets.checks.contracts import ContractGate
         from ml_assets.models.prepare import prepare_planes
+        from ml_assets.sources.landing import reference_path
 
+        gate = ContractGate(
+            context, settings, file=str(reference_path(landing.base_path, "planes"))
+        )
+        landed = gate.read(lambda: landing.read_reference("planes"))
         with persistent_failures("planes"):
-            return prepare_planes(landing.read_reference("planes"))
+            frame = prepare_planes(landed)
+        return gate.finish(gate.check("planes", frame, gate.params()), "planes")
 
     return [raw_flights, raw_weather, planes]

@@ -28,27 +28,37 @@ def build_training_set_asset(settings: Settings) -> dg.AssetsDefinition:
 
     @dg.asset(
         partitions_def=daily, group_name=GROUP, kinds={"pandas", "parquet"}, owners=OWNERS,
-        code_version="1", io_manager_key="lake",
+        code_version="2", io_manager_key="lake",
         ins={"flight_features": dg.AssetIn(partition_mapping=window),
              "traffic_features": dg.AssetIn(partition_mapping=window)},
-        metadata={"window_days": settings.window_days, "holdout_days": settings.holdout_days},
+        metadata={"window_days": settings.window_days, "holdout_days": settings.holdout_days,
+                  "min_training_rows": settings.min_training_rows},
     )  # fmt: skip
     def training_set(
         context: dg.AssetExecutionContext, flight_features: Frame, traffic_features: Frame
     ) -> Frame:
-        """Diamond join of both feature branches over the window, split by time into train/holdout."""
+        """Diamond join of both feature branches over the window, split by time into train/holdout.
+
+        Its contract (the seed's: more than ``min_training_rows`` training rows, no null label,
+        both classes) is enforced before returning, so a failing day writes nothing.
+        """
+        from ml_assets.checks.contracts import ContractGate, quarantine_limit
         from ml_assets.models.training_set import build_training_set
 
         day = context.partition_key
+        gate = ContractGate(context, settings)
         with persistent_failures(f"training_set[{day}]"):
             frame, summary = build_training_set(
-                flight_features, traffic_features, day, settings.holdout_days
-            )
+                flight_features, traffic_features, day, settings.holdout_days,
+                max_unmatched_rows=int(quarantine_limit(settings, len(flight_features))),
+            )  # fmt: skip
+        frame = gate.finish(gate.check("training_set", frame, gate.params()), "training_set")
         context.add_output_metadata(
             {
                 "train_rows": summary.train_rows,
                 "holdout_rows": summary.holdout_rows,
                 "unlabelled_rows_excluded": summary.unlabelled_rows,
+                "unmatched_rows_excluded": summary.unmatched_rows,
                 "first_day": summary.first_day,
                 "last_day": summary.last_day,
                 "positive_rate": summary.positive_rate,
@@ -79,6 +89,8 @@ def build_model_asset(entry: CatalogEntry, settings: Settings) -> dg.AssetsDefin
         started = time.perf_counter()
         with persistent_failures(f"{model_key(entry)}[{context.partition_key}]"):
             model = fit(training_set, entry, seed=settings.seed, num_threads=settings.num_threads)
+        if model.device_note:
+            context.log.warning(f"{model_key(entry)}[{context.partition_key}]: {model.device_note}")
         seconds = time.perf_counter() - started
         rows = holdout(training_set)
         context.add_output_metadata(

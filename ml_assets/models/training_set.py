@@ -21,6 +21,7 @@ class TrainingSetSummary:
     train_rows: int
     holdout_rows: int
     unlabelled_rows: int
+    unmatched_rows: int
     first_day: str
     last_day: str
     positive_rate: float
@@ -32,17 +33,26 @@ def holdout_start(day: str, holdout_days: int) -> str:
 
 
 def build_training_set(
-    flight_features: pd.DataFrame, traffic_features: pd.DataFrame, day: str, holdout_days: int
+    flight_features: pd.DataFrame,
+    traffic_features: pd.DataFrame,
+    day: str,
+    holdout_days: int,
+    max_unmatched_rows: int = 0,
 ) -> tuple[pd.DataFrame, TrainingSetSummary]:
     """Join both feature branches one-to-one, drop unlabelled (cancelled) flights, split by time.
 
     The last ``holdout_days`` days ending on ``day`` are the holdout; earlier days are training rows.
+    A flight present in one branch only (quarantined by the other branch's contract) is dropped;
+    more than ``max_unmatched_rows`` of them is an error.
     """
     joined = flight_features.merge(traffic_features, on=KEY, how="inner", validate="one_to_one")
-    if len(joined) != len(flight_features):
+    unmatched = len(flight_features) + len(traffic_features) - 2 * len(joined)
+    if unmatched > max_unmatched_rows:
         missing = len(flight_features) - len(joined)
         raise ValueError(
             f"training_set {day}: {missing} flights have flight features but no traffic features"
+            f" and {len(traffic_features) - len(joined)} the reverse"
+            f" (at most {max_unmatched_rows} may be missing)"
         )
     labelled = joined.loc[joined[LABEL].notna()].copy()
     start = holdout_start(day, holdout_days)
@@ -53,23 +63,9 @@ def build_training_set(
         train_rows=int((labelled[SPLIT] == TRAIN).sum()),
         holdout_rows=int((labelled[SPLIT] == HOLDOUT).sum()),
         unlabelled_rows=len(joined) - len(labelled),
+        unmatched_rows=unmatched,
         first_day=str(labelled["flight_date"].min()) if len(labelled) else day,
         last_day=str(labelled["flight_date"].max()) if len(labelled) else day,
         positive_rate=float(labelled[LABEL].mean()) if len(labelled) else float("nan"),
     )
     return labelled, summary
-
-
-def contract_violations(frame: pd.DataFrame, min_training_rows: int) -> list[str]:
-    """The seed's contract on a training set: enough rows, labels present, both classes."""
-    problems = []
-    train = frame.loc[frame[SPLIT] == TRAIN]
-    if len(train) <= min_training_rows:
-        problems.append(f"training rows {len(train)} <= required {min_training_rows}")
-    if frame[LABEL].isna().any():
-        problems.append(f"{int(frame[LABEL].isna().sum())} rows have a null label")
-    for part, rows in ((TRAIN, train), (HOLDOUT, frame.loc[frame[SPLIT] == HOLDOUT])):
-        classes = {float(c) for c in rows[LABEL].dropna().unique()}
-        if classes != {0.0, 1.0}:
-            problems.append(f"{part} rows hold classes {sorted(classes)}, need both 0 and 1")
-    return problems

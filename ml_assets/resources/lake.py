@@ -4,6 +4,10 @@ Layout: ``<base>/<asset>/<partition>.parquet`` for frames, ``<partition>.model.t
 ``<partition>.model.json`` for models, ``<partition>.json`` for small documents; unpartitioned
 assets drop the partition folder level (``<base>/planes.parquet``). Every file is written
 atomically, so a crashed step leaves the previous materialization in place.
+
+Rows refused by a data contract go to ``<base>/quarantine/<asset>/<partition>.parquet`` with a
+``failure_reasons`` column. A stored file that is not readable Parquet fails the reading step
+at once (no retries), naming the file, the asset partition and the rule.
 """
 
 from __future__ import annotations
@@ -21,6 +25,57 @@ if TYPE_CHECKING:
     from upath import UPath
 
 PARQUET, MODEL_TEXT, MODEL_META, DOCUMENT = ".parquet", ".model.txt", ".model.json", ".json"
+QUARANTINE = "quarantine"
+
+
+class CorruptLakeFile(ValueError):
+    """A lake file exists but cannot be read; the message names the file and the rule."""
+
+    rule = "readable_parquet"
+
+
+def quarantine_path(base: str, asset: str, partition: str | None) -> UPath:
+    """``<base>/quarantine/<asset>/<partition>.parquet`` (``<asset>.parquet`` if unpartitioned)."""
+    from upath import UPath
+
+    root = UPath(base) / QUARANTINE
+    return root / asset / f"{partition}{PARQUET}" if partition else root / f"{asset}{PARQUET}"
+
+
+def write_quarantine(base: str, asset: str, partition: str | None, rows: Any) -> UPath:
+    """Write the quarantined rows of one asset partition atomically; return the path."""
+    path = quarantine_path(base, asset, partition)
+    buffer = io.BytesIO()
+    rows.to_parquet(buffer, index=False)
+    write_atomic(path, buffer.getvalue())
+    return path
+
+
+def read_quarantine(path: str) -> Any:
+    """The quarantined rows at ``path``, or ``None`` when the file is gone."""
+    import pandas as pd
+    from upath import UPath
+
+    target = UPath(path)
+    if not target.exists():
+        return None
+    with target.open("rb") as handle:
+        return pd.read_parquet(handle)
+
+
+def _read_parquet(path: UPath) -> Any:
+    import pandas as pd
+    import pyarrow as pa
+
+    try:
+        with path.open("rb") as handle:
+            return pd.read_parquet(handle)
+    except FileNotFoundError:
+        raise
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise CorruptLakeFile(
+            f"lake file {path} is not readable Parquet (rule {CorruptLakeFile.rule}): {exc}"
+        ) from exc
 
 
 def _with(path: UPath, suffix: str) -> UPath:
@@ -65,13 +120,10 @@ def dump_object(obj: Any, path: UPath) -> dict[str, Any]:
 
 def load_object(path: UPath) -> Any:
     """Read what ``dump_object`` wrote at ``path``; ``FileNotFoundError`` if nothing is there."""
-    import pandas as pd
-
     from ml_assets.models.train import TrainedModel
 
     if _with(path, PARQUET).exists():
-        with _with(path, PARQUET).open("rb") as handle:
-            return pd.read_parquet(handle)
+        return _read_parquet(_with(path, PARQUET))
     if _with(path, MODEL_META).exists():
         meta = json.loads(_with(path, MODEL_META).read_text())
         text = _with(path, MODEL_TEXT).read_text()
@@ -91,7 +143,21 @@ class LakeIOManager(dg.UPathIOManager):
         context.add_output_metadata(dump_object(obj, path))
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> Any:
-        return load_object(path)
+        try:
+            return load_object(path)
+        except CorruptLakeFile as exc:
+            asset = context.asset_key.to_user_string() if context.has_asset_key else "?"
+            raise dg.Failure(
+                description=f"{asset}[{path.name}]: {exc}. Re-materialize that partition.",
+                metadata={
+                    "asset": asset,
+                    "partition": path.name,
+                    "file": dg.MetadataValue.path(str(_with(path, PARQUET))),
+                    "rule": exc.rule,
+                    "severity": "ERROR",
+                },
+                allow_retries=False,
+            ) from exc
 
     def load_partitions(self, context: dg.InputContext) -> Any:
         """A window of daily frames arrives as one frame, in partition order."""

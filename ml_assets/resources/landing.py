@@ -25,3 +25,8 @@ class LandingZone(dg.ConfigurableResource):
 
     def landed_days(self, source: str) -> list[str]:
         return landing.landed_days(self.base_path, source)
+
+    def reject(self, source: str, day: str) -> str | None:
+        """Move a bad day file aside to ``rejected/``; return where it went (``None``: no file)."""
+        target = landing.reject(self.base_path, source, day)
+        return str(target) if target is not None else None

@@ -5,16 +5,25 @@ Layout (local directory or ``gs://bucket/prefix``)::
     <landing>/flights/2013-03-14.csv
     <landing>/weather/2013-03-14.csv
     <landing>/reference/planes.csv   (airlines.csv, airports.csv)
+    <landing>/rejected/flights/2013-03-14.<sha256[:12]>.csv   (bad files, moved aside)
+
+Reading a day's file checks the file itself (present, not empty, UTF-8, comma-separated, not
+truncated, parsable) and raises a ``LandingError`` naming the file, the day and the rule; the
+data contracts in ``ml_assets/checks`` then check its columns, types and rows.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import io
+import os
 import re
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ml_assets.atomic import write_atomic
+from ml_assets.atomic import LOCAL_PROTOCOLS, write_atomic
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -23,10 +32,17 @@ if TYPE_CHECKING:
 DAILY_SOURCES = ("flights", "weather")
 REFERENCE_TABLES = ("planes", "airlines", "airports")
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+REJECTED = "rejected"
+OTHER_DELIMITERS = (";", "\t", "|")
 
 
 class LandingError(ValueError):
-    """A landing file is missing or unreadable; the message names the file and the day."""
+    """A landing file is missing or unreadable; the message names the file, the day and the rule."""
+
+    def __init__(self, message: str, path: str | None = None, rule: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.rule = rule
 
 
 @dataclass(frozen=True)
@@ -105,23 +121,111 @@ def land(base: str, start: str, end: str) -> list[LandedFile]:
     return landed
 
 
+def _file_error(path: UPath, what: str, rule: str, detail: str) -> LandingError:
+    return LandingError(
+        f"{what}: landing file {path} cannot be parsed (rule {rule}): {detail}",
+        path=str(path),
+        rule=rule,
+    )
+
+
+def _decode(data: bytes, path: UPath, what: str) -> str:
+    """The file's text, after the checks a CSV parser would not make clearly."""
+    if not data:
+        raise _file_error(path, what, "non_empty_file", "the file is empty (0 bytes)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise _file_error(
+            path, what, "utf8_text",
+            f"byte 0x{data[exc.start]:02x} at offset {exc.start} (line {line}) is not UTF-8",
+        ) from None  # fmt: skip
+    header = text.split("\n", 1)[0]
+    if "," not in header:
+        found = [d for d in OTHER_DELIMITERS if d in header]
+        if found:
+            raise _file_error(
+                path, what, "comma_delimiter", f"the header is separated by {found[0]!r}, not ','"
+            )
+    if not text.endswith("\n"):
+        raise _file_error(
+            path, what, "complete_last_line",
+            "the file does not end with a line break: it was truncated while being written",
+        )  # fmt: skip
+    return text
+
+
 def read_csv(path: UPath, what: str) -> pd.DataFrame:
     """Read one landed CSV; a missing or unparsable file is a ``LandingError`` naming it."""
     import pandas as pd
 
     try:
         with path.open("rb") as handle:
-            return pd.read_csv(handle, index_col=False)
+            data = handle.read()
     except FileNotFoundError:
         raise LandingError(
-            f"{what}: landing file {path} does not exist (run `ml-assets land`)"
+            f"{what}: landing file {path} does not exist (rule file_exists; run `ml-assets land`)",
+            path=str(path),
+            rule="file_exists",
         ) from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise LandingError(f"{what}: landing file {path} cannot be parsed: {exc}") from None
+    text = _decode(data, path, what)
+    try:
+        with warnings.catch_warnings():
+            # A row longer than the header would be cut silently (pandas only warns).
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            return pd.read_csv(io.StringIO(text), index_col=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, pd.errors.ParserWarning) as exc:
+        raise _file_error(path, what, "csv_parse", str(exc).strip()) from None
+
+
+def rejected_path(base: str, source: str, day: str, data: bytes) -> UPath:
+    """Where a bad day file goes: ``rejected/<source>/<day>.<sha256[:12]>.csv``."""
+    digest = hashlib.sha256(data).hexdigest()[:12]
+    return _root(base) / REJECTED / source / f"{day}.{digest}.csv"
+
+
+def reject(base: str, source: str, day: str) -> UPath | None:
+    """Move a bad day file aside (never delete it); ``None`` if there is no file to move.
+
+    The name carries the content's hash, so rejecting the same bytes twice keeps one copy and a
+    re-landed, fixed file takes the day's place again.
+    """
+    path = daily_path(base, source, day)
+    try:
+        with path.open("rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        return None
+    target = rejected_path(base, source, day, data)
+    if path.protocol in LOCAL_PROTOCOLS:
+        os.makedirs(os.path.dirname(target.path), exist_ok=True)
+        os.replace(path.path, target.path)
+    else:
+        path.fs.mv(path.path, target.path)
+    return target
+
+
+def rejected_files(base: str, source: str, day: str) -> list[str]:
+    """Rejected versions of one day's file, by name."""
+    folder = _root(base) / REJECTED / source
+    if not folder.exists():
+        return []
+    return sorted(str(p) for p in folder.iterdir() if p.name.startswith(f"{day}."))
 
 
 def read_daily(base: str, source: str, day: str) -> pd.DataFrame:
-    return read_csv(daily_path(base, source, day), f"{source} for {day}")
+    try:
+        return read_csv(daily_path(base, source, day), f"{source} for {day}")
+    except LandingError as exc:
+        earlier = rejected_files(base, source, day) if exc.rule == "file_exists" else []
+        if earlier:
+            raise LandingError(
+                f"{exc}; earlier versions were rejected: {', '.join(earlier)}",
+                path=exc.path,
+                rule=exc.rule,
+            ) from None
+        raise
 
 
 def read_reference(base: str, table: str) -> pd.DataFrame:

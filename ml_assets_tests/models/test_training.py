@@ -25,7 +25,6 @@ from ml_assets.models.training_set import (
     SPLIT,
     TRAIN,
     build_training_set,
-    contract_violations,
     holdout_start,
 )
 from ml_assets.settings import DEFAULT_CATALOG
@@ -127,33 +126,13 @@ def test_flights_without_traffic_features_are_an_error(feature_branches) -> None
         build_training_set(flight_features, traffic_features.iloc[5:], LAST, HOLDOUT_DAYS)
 
 
-def test_contract_holds_on_real_data(training_set) -> None:
-    assert contract_violations(training_set, min_training_rows=1_000) == []
-
-
-def test_contract_flags_too_few_training_rows(training_set) -> None:
-    train_rows = int((training_set[SPLIT] == TRAIN).sum())
-    problems = contract_violations(training_set, min_training_rows=train_rows)
-    assert problems == [f"training rows {train_rows} <= required {train_rows}"]
-    assert contract_violations(training_set, min_training_rows=train_rows - 1) == []
-
-
-def test_contract_flags_one_class_and_null_labels(training_set) -> None:
-    one_class = training_set.copy()
-    one_class.loc[one_class[SPLIT] == HOLDOUT, LABEL] = 0.0
-    (problem,) = contract_violations(one_class, min_training_rows=1_000)
-    assert problem.startswith("holdout rows hold classes [")
-    assert "0.0" in problem and "1.0" not in problem
-    assert problem.endswith("need both 0 and 1")
-
-    nulls = training_set.copy()
-    nulls.loc[nulls.index[:3], LABEL] = np.nan
-    assert "3 rows have a null label" in contract_violations(nulls, min_training_rows=1_000)
-
-    no_holdout = training_set.loc[training_set[SPLIT] == TRAIN]
-    assert "holdout rows hold classes [], need both 0 and 1" in contract_violations(
-        no_holdout, 1_000
+def test_flights_quarantined_in_one_branch_are_dropped_and_counted(feature_branches) -> None:
+    flight_features, traffic_features = feature_branches
+    frame, summary = build_training_set(
+        flight_features, traffic_features.iloc[5:], LAST, HOLDOUT_DAYS, max_unmatched_rows=5
     )
+    assert summary.unmatched_rows == 5
+    assert not set(traffic_features[KEY].iloc[:5]) & set(frame[KEY])
 
 
 # --- training -------------------------------------------------------------------------------------
@@ -302,3 +281,20 @@ def test_catalog_entry_defaults(tmp_path: Path) -> None:
     assert entry.num_boost_round == 200
     assert entry.window_days is None
     assert (entry.profile, entry.spot, entry.version) == ("cpu-small", True, "1")
+
+
+def test_gpu_profile_trains_on_gpu_or_says_it_fell_back(training_set) -> None:
+    """No silent pretending: either LightGBM's GPU learner ran, or the note says CPU and why."""
+    gpu = CatalogEntry(name="g", params={"num_leaves": 7}, num_boost_round=5, profile="gpu")
+    model = fit(training_set, gpu, seed=1, num_threads=1)
+    if model.device == "gpu":
+        assert model.params["device_type"] == "gpu" and not model.device_note
+        return
+    assert model.device == "cpu"
+    assert (
+        model.device_note.startswith("GPU requested but unavailable (")
+        and "trained on CPU" in model.device_note
+    )
+    assert "device_type" not in model.params
+    cpu = fit(training_set, gpu.model_copy(update={"profile": "cpu-small"}), seed=1, num_threads=1)
+    assert cpu.device == "cpu" and cpu.device_note == "" and cpu.sha256 == model.sha256

@@ -196,3 +196,29 @@ def test_concat_partitions_orders_by_key_and_passes_other_values() -> None:
     assert concat_partitions({}) == {}
     frame = _frame(DAY)
     assert concat_partitions(frame) is frame
+
+
+def test_quarantine_lands_at_quarantine_slash_asset_slash_partition(tmp_path: Path) -> None:
+    from ml_assets.resources.lake import quarantine_path, read_quarantine, write_quarantine
+
+    rows = _frame(DAY).assign(failure_reasons="x: in_range(0, 1)")
+    path = write_quarantine(str(tmp_path), "raw_flights", DAY, rows)
+    assert path == quarantine_path(str(tmp_path), "raw_flights", DAY)
+    assert _files(tmp_path) == ["quarantine/raw_flights/2013-01-02.parquet"]
+    pd.testing.assert_frame_equal(read_quarantine(str(path)), rows)
+    assert str(quarantine_path("gs://bucket/lake", "planes", None)) == (
+        "gs://bucket/lake/quarantine/planes.parquet"
+    )
+    assert read_quarantine(str(tmp_path / "quarantine" / "gone.parquet")) is None
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"PAR1 not really", b"\x00" * 64], ids=["empty", "magic", "zeros"]
+)
+def test_unreadable_parquet_names_file_and_rule(tmp_path: Path, content: bytes) -> None:
+    from ml_assets.resources.lake import CorruptLakeFile
+
+    (tmp_path / "daily_frame").mkdir()
+    (tmp_path / "daily_frame" / f"{DAY}.parquet").write_bytes(content)
+    with pytest.raises(CorruptLakeFile, match=r"2013-01-02\.parquet is not readable Parquet"):
+        load_object(UPath(tmp_path) / "daily_frame" / DAY)

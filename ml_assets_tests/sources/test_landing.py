@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 from pathlib import Path
 
@@ -193,3 +194,43 @@ def test_write_atomic_keeps_old_file_when_write_fails(
         write_atomic(target, b"new\n")
     assert Path(target.path).read_bytes() == b"old\n"
     assert os.listdir(tmp_path) == ["file.csv"]
+
+
+def test_reject_moves_a_day_file_aside_by_content_hash(tmp_path: Path) -> None:
+    day = "2013-04-01"
+    path = tmp_path / "flights" / f"{day}.csv"
+    path.parent.mkdir()
+    path.write_bytes(b"year,month\n2013,4\n")
+    moved = landing.reject(str(tmp_path), "flights", day)
+    assert moved is not None and not path.exists()
+    assert Path(moved.path).read_bytes() == b"year,month\n2013,4\n"
+    assert Path(moved.path).parent == tmp_path / "rejected" / "flights"
+    digest = hashlib.sha256(b"year,month\n2013,4\n").hexdigest()[:12]
+    assert Path(moved.path).name == f"{day}.{digest}.csv"
+    assert landing.reject(str(tmp_path), "flights", day) is None
+    assert landed_days(str(tmp_path), "flights") == []
+    with pytest.raises(
+        LandingError, match=r"(?s)does not exist.*earlier versions were rejected"
+    ) as info:
+        read_daily(str(tmp_path), "flights", day)
+    assert info.value.rule == "file_exists" and str(moved) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("content", "rule"),
+    [
+        (b"year;month;day\n2013;4;1\n", "comma_delimiter"),
+        (b"year\tmonth\n2013\t4\n", "comma_delimiter"),
+        (b"year,month\n2013,4\n2013,", "complete_last_line"),
+        (b"year,month\n2013,\xe94\n", "utf8_text"),
+        (b"", "non_empty_file"),
+        (b"year,month\n2013,4,1,2\n", "csv_parse"),
+    ],
+)
+def test_file_rules_name_the_rule(tmp_path: Path, content: bytes, rule: str) -> None:
+    path = tmp_path / "weather" / "2013-04-01.csv"
+    path.parent.mkdir()
+    path.write_bytes(content)
+    with pytest.raises(LandingError, match=f"rule {rule}") as info:
+        read_daily(str(tmp_path), "weather", "2013-04-01")
+    assert info.value.rule == rule and info.value.path == str(path)
