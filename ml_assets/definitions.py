@@ -11,6 +11,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
     """Assets, checks, jobs, executor and resources for one environment."""
     from ml_assets.assets.deployment import build_deployment_asset
     from ml_assets.assets.evaluation import build_leaderboard_asset
+    from ml_assets.assets.feature_store import build_feature_store_assets
     from ml_assets.assets.features import build_feature_assets
     from ml_assets.assets.raw import build_raw_assets
     from ml_assets.assets.training import build_training_assets
@@ -18,6 +19,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
     from ml_assets.checks.contracts import build_contract_checks
     from ml_assets.execution import build_executor, build_jobs
     from ml_assets.models.catalog import load_catalog
+    from ml_assets.resources.feature_store import build_feature_store
     from ml_assets.resources.lake import LakeIOManagerFactory
     from ml_assets.resources.landing import LandingZone
     from ml_assets.resources.registry import ModelRegistry
@@ -27,17 +29,19 @@ def build_defs(settings: Settings) -> dg.Definitions:
         assets=[
             *build_raw_assets(settings),
             *build_feature_assets(settings),
+            *build_feature_store_assets(settings),
             *build_training_assets(settings, catalog),
             build_leaderboard_asset(settings, catalog),
             build_deployment_asset(settings, catalog),
         ],
         asset_checks=build_contract_checks(settings),
-        jobs=build_jobs(),
+        jobs=build_jobs(gpu=any(entry.profile == "gpu" for entry in catalog)),
         executor=build_executor(settings),
         resources={
             "lake": LakeIOManagerFactory(base_path=settings.lake_base),
             "landing": LandingZone(base_path=settings.landing_base),
             "registry": ModelRegistry(base_path=settings.registry_base),
+            "feature_store": build_feature_store(settings),
         },
     )
     return dg.Definitions.merge(core, build_automation_defs(settings))

@@ -15,12 +15,17 @@ REFERENCE_JOB = "reference_data"
 DAILY_GROUPS = ("raw", "features", "training", "evaluation", "deployment")
 
 
-def build_jobs() -> list[dg.UnresolvedAssetJobDefinition]:
+GPU_RUN_TAG = "ml_assets/gpu"
+
+
+def build_jobs(gpu: bool = False) -> list[dg.UnresolvedAssetJobDefinition]:
+    """``gpu``: some model trains on a GPU, so daily runs carry the tag the run queue limits."""
     partitioned = dg.AssetSelection.groups(*DAILY_GROUPS) - dg.AssetSelection.assets("planes")
     # Freshness checks are evaluated by the freshness_monitor sensor, not as steps of a run.
     partitioned -= dg.AssetSelection.checks(*SENSOR_EVALUATED_CHECKS)
     return [
         dg.define_asset_job(DAILY_JOB, selection=partitioned, partitions_def=daily,
+                            tags={GPU_RUN_TAG: str(gpu).lower()},
                             description="The whole daily pipeline for one day: ingest to deployment."),
         dg.define_asset_job(FEATURES_JOB, selection=dg.AssetSelection.groups("raw", "features") - dg.AssetSelection.assets("planes") - dg.AssetSelection.checks(*SENSOR_EVALUATED_CHECKS),
                             partitions_def=daily, description="Ingestion and features only (cheap; for backfills)."),
@@ -36,7 +41,15 @@ def build_executor(settings: Settings) -> dg.ExecutorDefinition:
     if settings.executor == "k8s":
         from dagster_k8s import k8s_job_executor
 
-        return k8s_job_executor
+        from ml_assets.k8s import default_step_config
+
+        return k8s_job_executor.configured(
+            {
+                "max_concurrent": settings.k8s_max_concurrent_steps,
+                "step_k8s_config": default_step_config(),
+            },
+            name="k8s_job_executor",
+        )
     return dg.multiprocess_executor.configured(
         {"max_concurrent": settings.max_concurrent_steps, "start_method": {"forkserver": {}}}
     )

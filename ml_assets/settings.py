@@ -67,9 +67,17 @@ class Settings(BaseModel):
         1, description="Rows a partition may always quarantine (one glitch in 72 weather rows)."
     )
 
+    # Feature store (ml_assets/feature_repo): registry and sqlite file under the lake by default
+    feast_project: str = "ml_assets"
+    feast_online_store: Literal["sqlite", "redis"] = "sqlite"
+    redis_connection: str = "127.0.0.1:6379"
+    feast_registry: str = ""
+    feast_sqlite_path: str = ""
+
     # Execution
     executor: Literal["multiprocess", "in_process", "k8s"] = "multiprocess"
     max_concurrent_steps: int = 2
+    k8s_max_concurrent_steps: int = 20
 
     # Automation and monitoring (ml_assets/automation); the SMTP password is only EnvVar("SMTP_PASSWORD")
     smtp_host: str = "127.0.0.1"
@@ -124,7 +132,14 @@ class Settings(BaseModel):
             "lake_base": lake,
             "registry_base": environ.get("ML_ASSETS_REGISTRY", f"{lake.rstrip('/')}/registry"),
         }
+        values["feast_registry"] = environ.get(
+            "ML_ASSETS_FEAST_REGISTRY", f"{lake.rstrip('/')}/feast/registry.db"
+        )
+        values["feast_sqlite_path"] = environ.get(
+            "ML_ASSETS_FEAST_SQLITE", str(root / ".lake" / "feast" / "online.db")
+        )
         if env == "prod":
+            values["feast_online_store"] = "redis"
             values["auc_gate"] = 0.75
             values["executor"] = "k8s"
         overrides = {
@@ -136,6 +151,9 @@ class Settings(BaseModel):
             "ML_ASSETS_HORIZON_HOURS": "prediction_horizon_hours",
             "ML_ASSETS_EXECUTOR": "executor",
             "ML_ASSETS_NUM_THREADS": "num_threads",
+            "ML_ASSETS_FEAST_PROJECT": "feast_project",
+            "ML_ASSETS_ONLINE_STORE": "feast_online_store",
+            "ML_ASSETS_REDIS": "redis_connection",
             "ML_ASSETS_QUARANTINE_MAX_SHARE": "quarantine_max_share",
             "ML_ASSETS_QUARANTINE_TOLERATED_ROWS": "quarantine_tolerated_rows",
             **AUTOMATION_ENV,

@@ -93,7 +93,7 @@ def prod_instance(tmp_path: Path, postgres_db: dict, gcs: str, monkeypatch: pyte
 
 
 def test_production_instance_runs_on_postgres_with_logs_on_gcs(
-    prod_instance, gcs: str, landing_dir: Path
+    prod_instance, gcs: str, landing_dir: Path, tmp_path: Path
 ) -> None:
     instance = prod_instance
     assert type(instance.run_launcher).__name__ == "K8sRunLauncher"
@@ -110,8 +110,9 @@ def test_production_instance_runs_on_postgres_with_logs_on_gcs(
     settings = Settings.from_env(
         {
             "ML_ASSETS_ENV": "ci",
+            "ML_ASSETS_ROOT": str(tmp_path),
             "ML_ASSETS_LANDING": str(landing_dir),
-            "ML_ASSETS_LAKE": f"{gcs}/prod-lake",
+            "ML_ASSETS_LAKE": str(tmp_path / "lake"),
         }
     )
     defs = build_defs(settings)
@@ -129,5 +130,5 @@ def test_production_instance_runs_on_postgres_with_logs_on_gcs(
     import gcsfs
 
     fs = gcsfs.GCSFileSystem(token="anon", skip_instance_cache=True)
-    assert fs.exists(f"{gcs}/prod-lake/traffic_features/2013-01-02.parquet")
+    assert (tmp_path / "lake" / "traffic_features" / "2013-01-02.parquet").exists()
     assert fs.find(f"{gcs}/dagster-compute-logs"), "compute logs were not uploaded to GCS"

@@ -122,3 +122,17 @@ def test_prod_settings_select_the_k8s_executor(tmp_path) -> None:
     job_def = build_defs(settings).resolve_job_def(DAILY_JOB)
     assert job_def.executor_def.name == "k8s_job_executor"
     assert settings.auc_gate == 0.75
+
+
+def test_daily_runs_carry_the_gpu_tag_the_queue_limits(manifests, tmp_path) -> None:
+    import yaml
+
+    from ml_assets.execution import GPU_RUN_TAG
+    from ml_assets.settings import PROJECT_ROOT
+
+    settings = Settings.from_env({"ML_ASSETS_ROOT": str(tmp_path)})
+    assert build_defs(settings).resolve_job_def(DAILY_JOB).tags[GPU_RUN_TAG] == "true"
+    limits = yaml.safe_load((PROJECT_ROOT / "deploy" / "dagster.yaml").read_text())[
+        "run_coordinator"
+    ]["config"]
+    assert {"key": GPU_RUN_TAG, "value": "true", "limit": 2} in limits["tag_concurrency_limits"]

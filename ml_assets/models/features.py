@@ -258,3 +258,32 @@ def build_traffic_features(flights: pd.DataFrame, day: str, horizon_hours: float
     for column in leg.columns:
         out[column] = leg[column].reindex(out.index).astype("float64")
     return out.reset_index(drop=True)
+
+
+def build_feature_rows(
+    flight_features: pd.DataFrame, traffic_features: pd.DataFrame
+) -> pd.DataFrame:
+    """One row per flight with every model feature, stamped with its prediction time (for Feast)."""
+    traffic = traffic_features.loc[:, [KEY, *TRAFFIC_FEATURES]]
+    rows = flight_features.loc[
+        :, [KEY, "flight_date", "prediction_ts", *CATEGORICAL_FEATURES, *FLIGHT_FEATURES]
+    ]
+    joined = rows.merge(traffic, on=KEY, how="inner", validate="one_to_one")
+    return joined.sort_values(["prediction_ts", KEY], kind="stable").reset_index(drop=True)
+
+
+def parity(
+    online: pd.DataFrame, offline: pd.DataFrame, features: tuple[str, ...] = FEATURES
+) -> pd.DataFrame:
+    """Per flight and feature: do the online and offline values agree (NaN equals NaN)?"""
+    import numpy as np
+
+    left = online.set_index(KEY).loc[:, list(features)]
+    right = offline.set_index(KEY).loc[left.index, list(features)]
+    same = left.eq(right) | (left.isna() & right.isna())
+    for column in features:
+        if column not in CATEGORICAL_FEATURES:
+            a = left[column].astype("float64").to_numpy()
+            b = right[column].astype("float64").to_numpy()
+            same[column] = np.isclose(a, b, rtol=1e-9, atol=1e-12, equal_nan=True)
+    return same

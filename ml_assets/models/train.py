@@ -64,10 +64,14 @@ def lightgbm_params(entry: CatalogEntry, seed: int, num_threads: int) -> dict[st
 
 def model_matrix(frame: pd.DataFrame, features: tuple[str, ...] = FEATURES) -> pd.DataFrame:
     """Feature columns with categoricals as pandas categories (LightGBM maps them by value)."""
+    import pandas as pd
+
     x = frame.loc[:, list(features)].copy()
-    for column in CATEGORICAL_FEATURES:
-        if column in x:
+    for column in x.columns:
+        if column in CATEGORICAL_FEATURES:
             x[column] = x[column].astype("category")
+        elif x[column].dtype == object:  # online rows: None for missing values
+            x[column] = pd.to_numeric(x[column], errors="coerce").astype("float64")
     return x
 
 

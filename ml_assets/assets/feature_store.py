@@ -1,0 +1,107 @@
+"""The feature store: the day's feature rows in the lake (Feast's offline source) and in the
+online store, with a parity check between the two."""
+
+import datetime as dt
+
+import dagster as dg
+
+from ml_assets.assets import OWNERS
+from ml_assets.assets.errors import persistent_failures
+from ml_assets.partitions import daily
+from ml_assets.resources.feature_store import FeatureStoreResource
+from ml_assets.settings import Settings
+from ml_assets.types import Frame
+
+GROUP = "features"
+PARITY_SAMPLE = 50
+
+
+def online_window(day: str, horizon_hours: float) -> tuple[dt.datetime, dt.datetime]:
+    """The prediction times of ``day``'s flights: [local midnight - horizon, next local midnight)."""
+    import pandas as pd
+
+    start = pd.Timestamp(day, tz="America/New_York")
+    end = start + pd.Timedelta(days=1)
+    return (start - pd.Timedelta(hours=horizon_hours)).tz_convert(
+        "UTC"
+    ).to_pydatetime(), end.tz_convert("UTC").to_pydatetime()
+
+
+def build_feature_store_assets(settings: Settings) -> list:
+    @dg.asset(
+        partitions_def=daily, group_name=GROUP, kinds={"feast", "parquet"}, owners=OWNERS,
+        code_version="1", io_manager_key="lake",
+    )  # fmt: skip
+    def feast_features(
+        context: dg.AssetExecutionContext, flight_features: Frame, traffic_features: Frame
+    ) -> Frame:
+        """Both feature branches of the day, one row per flight stamped with its prediction time:
+        the Parquet files Feast's offline store (duckdb) reads."""
+        from ml_assets.models.features import build_feature_rows
+
+        with persistent_failures(f"feast_features[{context.partition_key}]"):
+            return build_feature_rows(flight_features, traffic_features)
+
+    @dg.asset(
+        partitions_def=daily, group_name=GROUP, kinds={"feast"}, owners=OWNERS, code_version="1",
+        deps=[feast_features], retry_policy=dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
+    )  # fmt: skip
+    def online_features(
+        context: dg.AssetExecutionContext, feature_store: FeatureStoreResource
+    ) -> dg.MaterializeResult:
+        """The day's feature rows materialized into the online store (SQLite locally, Redis in
+        production); re-running a day overwrites the same keys."""
+        start, end = online_window(context.partition_key, settings.prediction_horizon_hours)
+        feature_store.apply()
+        feature_store.materialize(start, end)
+        return dg.MaterializeResult(
+            metadata={
+                "online_store": feature_store.config["online_store"]["type"],
+                "window_start": start.isoformat(),
+                "window_end": end.isoformat(),
+                "feature_service": feature_store.service().name,
+            }
+        )
+
+    @dg.asset_check(
+        asset=online_features, partitions_def=daily, additional_ins={"feast_features": dg.AssetIn()},
+        description="Sampled flights read the same features online and offline (point in time).",
+    )  # fmt: skip
+    def check_parity_online_offline(
+        context: dg.AssetCheckExecutionContext,
+        feature_store: FeatureStoreResource,
+        feast_features: Frame,
+    ) -> dg.AssetCheckResult:
+        from ml_assets.models.features import KEY, parity
+
+        sample = feast_features.sample(
+            n=min(PARITY_SAMPLE, len(feast_features)), random_state=settings.seed
+        )
+        online = feature_store.online(sample[KEY].tolist())
+        offline = feature_store.historical(
+            sample.loc[:, [KEY, "prediction_ts"]].rename(
+                columns={"prediction_ts": "event_timestamp"}
+            )
+        )
+        agree = parity(online, offline)
+        rate = float(agree.to_numpy().mean()) if agree.size else 1.0
+        bad = agree.loc[~agree.all(axis=1)]
+        return dg.AssetCheckResult(
+            passed=bool(agree.to_numpy().all()),
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=f"online/offline parity {rate:.4%} over {len(agree)} flights x {agree.shape[1]} features",
+            metadata={
+                "parity_rate": rate,
+                "flights_compared": len(agree),
+                "mismatched_flights": len(bad),
+                "examples": dg.MetadataValue.md(
+                    "\n".join(
+                        f"- {k}: {', '.join(c for c in bad.columns if not bad.loc[k, c])}"
+                        for k in bad.index[:5]
+                    )
+                    or "none"
+                ),
+            },
+        )
+
+    return [feast_features, online_features, check_parity_online_offline]

@@ -1,0 +1,106 @@
+"""The Feast feature store as a Dagster resource (Feast is imported only when first used)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+import dagster as dg
+from pydantic import PrivateAttr
+
+if TYPE_CHECKING:
+    import feast
+    import pandas as pd
+
+
+class FeatureStoreError(RuntimeError):
+    """The online or offline store cannot answer (unreachable, or no features for an entity)."""
+
+
+class FeatureStoreResource(dg.ConfigurableResource):
+    """Wraps ``feast.FeatureStore`` built from ``store_config`` (see feature_repo/config.py)."""
+
+    config: dict[str, Any]
+    lake_base: str
+    _store: Any = PrivateAttr(default=None)
+
+    def store(self) -> feast.FeatureStore:
+        if self._store is None:
+            from pathlib import Path
+
+            from feast import FeatureStore
+            from feast.repo_config import RepoConfig
+
+            if self.config["online_store"]["type"] == "sqlite":
+                Path(self.config["online_store"]["path"]).parent.mkdir(parents=True, exist_ok=True)
+
+            self._store = FeatureStore(config=RepoConfig(**self.config))
+        return self._store
+
+    def apply(self) -> None:
+        """Register the repo's objects (idempotent)."""
+        from ml_assets.feature_repo.definitions import apply_objects
+
+        self.store().apply(apply_objects(self.lake_base))
+
+    def service(self) -> feast.FeatureService:
+        from ml_assets.feature_repo.definitions import repo_objects
+
+        return repo_objects(self.lake_base)["service"]
+
+    def historical(self, entities: pd.DataFrame) -> pd.DataFrame:
+        """Point-in-time join: ``entities`` has ``flight_id`` and ``event_timestamp``."""
+        return (
+            self.store()
+            .get_historical_features(entity_df=entities, features=self.service())
+            .to_df()
+        )
+
+    def materialize(self, start: dt.datetime, end: dt.datetime) -> None:
+        """Load feature rows stamped in [start, end) into the online store (idempotent)."""
+        try:
+            self.store().materialize(start_date=start, end_date=end)
+        except ConnectionError as exc:
+            raise FeatureStoreError(
+                f"online store unreachable ({self.config['online_store']}): {exc}"
+            ) from exc
+
+    def online(self, flight_ids: list[str]) -> pd.DataFrame:
+        """Online features per flight, with their event timestamps; unknown flights raise."""
+        import pandas as pd
+
+        try:
+            response = self.store().get_online_features(
+                features=self.service(), entity_rows=[{"flight_id": f} for f in flight_ids]
+            )
+            frame = pd.DataFrame(response.to_dict(include_event_timestamps=True))
+        except Exception as exc:
+            if _is_connection_error(exc):
+                raise FeatureStoreError(
+                    f"online store unreachable ({self.config['online_store']}): {exc}"
+                ) from exc
+            raise
+        stamps = [c for c in frame.columns if c.endswith("__ts") and c != "flight_id__ts"]
+        seconds = frame[stamps].apply(pd.to_numeric, errors="coerce").fillna(0)
+        missing = frame.loc[(seconds <= 0).all(axis=1), "flight_id"].tolist()
+        if missing:
+            raise FeatureStoreError(f"no features for {', '.join(missing[:5])} in the online store")
+        frame["features_at"] = pd.to_datetime(seconds.max(axis=1), unit="s", utc=True)
+        return frame.drop(columns=[*stamps, "flight_id__ts"], errors="ignore")
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    while exc is not None:
+        if isinstance(exc, ConnectionError) or type(exc).__name__ in {
+            "ConnectionError",
+            "TimeoutError",
+        }:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def build_feature_store(settings: Any) -> FeatureStoreResource:
+    from ml_assets.feature_repo.config import store_config
+
+    return FeatureStoreResource(config=store_config(settings), lake_base=settings.lake_base)

@@ -1,0 +1,184 @@
+"""Feast on real feature rows: point-in-time retrieval (duckdb), online store on SQLite and on
+the real Redis at 127.0.0.1:6379, parity, online prediction and its failure modes."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from upath import UPath
+
+from ml_assets.feature_repo.config import render_feature_store_yaml, store_config
+from ml_assets.models.catalog import CatalogEntry
+from ml_assets.models.features import (
+    FEATURES,
+    KEY,
+    build_feature_rows,
+    build_flight_features,
+    build_traffic_features,
+    parity,
+)
+from ml_assets.models.prepare import prepare_flights, prepare_planes, prepare_weather
+from ml_assets.models.train import fit
+from ml_assets.models.training_set import build_training_set
+from ml_assets.resources.feature_store import FeatureStoreError, FeatureStoreResource
+from ml_assets.resources.lake import dump_object
+from ml_assets.resources.registry import ModelRegistry
+from ml_assets.serving import flight_id, predict
+from ml_assets.settings import Settings
+from ml_assets.sources.landing import days_between, read_daily, read_reference
+
+DAYS = days_between("2013-01-08", "2013-01-14")
+DAY = DAYS[-1]
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory: pytest.TempPathFactory, landing_dir: Path) -> dict:
+    """Feature rows of a week in a temp lake, plus the two feature branches in memory."""
+    base = str(landing_dir)
+    root = tmp_path_factory.mktemp("feast")
+    planes = prepare_planes(read_reference(base, "planes"))
+    history = days_between("2013-01-01", DAY)
+    flights = {d: prepare_flights(read_daily(base, "flights", d), d) for d in history}
+    weather = {d: prepare_weather(read_daily(base, "weather", d), d) for d in history}
+    ff, tf = [], []
+    for day in DAYS:
+        i = history.index(day)
+        f = build_flight_features(
+            flights[day], pd.concat([weather[history[i - 1]], weather[day]]), planes, 2.0
+        )
+        t = build_traffic_features(
+            pd.concat([flights[d] for d in history[max(0, i - 7) : i + 1]]), day, 2.0
+        )
+        dump_object(build_feature_rows(f, t), UPath(root / "lake" / "feast_features" / day))
+        ff.append(f)
+        tf.append(t)
+    return {
+        "lake": str(root / "lake"),
+        "root": root,
+        "flight_features": pd.concat(ff),
+        "traffic_features": pd.concat(tf),
+    }
+
+
+def _settings(lake: dict, online: str, connection: str = "127.0.0.1:6379") -> Settings:
+    root = lake["root"]
+    return Settings(
+        landing_base=str(root / "landing"), lake_base=lake["lake"], registry_base=str(root / "registry"),
+        feast_project=f"t{uuid.uuid4().hex[:10]}", feast_online_store=online, redis_connection=connection,
+        feast_registry=str(root / f"registry-{uuid.uuid4().hex[:6]}.db"),
+        feast_sqlite_path=str(root / f"online-{uuid.uuid4().hex[:6]}.db"),
+    )  # fmt: skip
+
+
+def _store(settings: Settings) -> FeatureStoreResource:
+    store = FeatureStoreResource(config=store_config(settings), lake_base=settings.lake_base)
+    store.apply()
+    return store
+
+
+@pytest.fixture(scope="module", params=["sqlite", "redis"])
+def online_store(request, lake: dict) -> FeatureStoreResource:
+    from ml_assets.assets.feature_store import online_window
+
+    store = _store(_settings(lake, request.param))
+    store.materialize(*online_window(DAY, 2.0))
+    return store
+
+
+def _rows(lake: dict, day: str = DAY) -> pd.DataFrame:
+    return pd.read_parquet(Path(lake["lake"]) / "feast_features" / f"{day}.parquet")
+
+
+def test_historical_features_are_point_in_time_correct(
+    online_store: FeatureStoreResource, lake: dict
+) -> None:
+    rows = _rows(lake).sample(40, random_state=1)
+    at = rows.loc[:, [KEY, "prediction_ts"]].rename(columns={"prediction_ts": "event_timestamp"})
+    exact = online_store.historical(at)
+    assert parity(exact, rows).all().all()
+    # A feature row stamped after the entity's time never reaches it.
+    before = at.assign(event_timestamp=at["event_timestamp"] - pd.Timedelta(minutes=1))
+    assert online_store.historical(before).loc[:, list(FEATURES)].isna().all().all()
+    # Older than the views' TTL: not served either.
+    later = at.assign(event_timestamp=at["event_timestamp"] + pd.Timedelta(days=3))
+    assert online_store.historical(later).loc[:, list(FEATURES)].isna().all().all()
+
+
+def test_online_matches_offline(online_store: FeatureStoreResource, lake: dict) -> None:
+    rows = _rows(lake).sample(50, random_state=2)
+    online = online_store.online(rows[KEY].tolist())
+    offline = online_store.historical(
+        rows.loc[:, [KEY, "prediction_ts"]].rename(columns={"prediction_ts": "event_timestamp"})
+    )
+    agree = parity(online, offline)
+    assert agree.shape == (50, len(FEATURES)) and agree.all().all()
+    tampered = online.assign(wx_temp=online["wx_temp"] + 1.0)
+    assert not parity(tampered, offline)["wx_temp"].any()
+
+
+def test_unknown_flight_is_a_clear_answer(online_store: FeatureStoreResource) -> None:
+    with pytest.raises(FeatureStoreError, match="no features for 2099-01-01/ZZ1/"):
+        online_store.online(["2099-01-01/ZZ1/JFK-LAX/0900"])
+
+
+def test_predict_scores_a_real_flight_with_the_deployed_model(
+    online_store: FeatureStoreResource, lake: dict
+) -> None:
+    training, _ = build_training_set(
+        lake["flight_features"], lake["traffic_features"], DAY, holdout_days=2
+    )
+    model = fit(
+        training,
+        CatalogEntry(name="gbdt", num_boost_round=20, params={"num_leaves": 7}),
+        seed=1,
+        num_threads=1,
+    )
+    registry = ModelRegistry(base_path=str(lake["root"] / f"registry-{uuid.uuid4().hex[:6]}"))
+    registry.promote(model, {"metrics": {}}, DAY)
+    flight = _rows(lake).iloc[100][KEY]
+    result = predict(online_store, registry, flight)
+    assert 0.0 < result.probability < 1.0
+    assert result.model_sha256 == model.sha256 and result.model_partition == DAY
+    assert result.stale is False
+    stale = predict(
+        online_store, registry, flight, now=pd.Timestamp(DAY, tz="UTC") + pd.Timedelta(days=5)
+    )
+    assert stale.stale is True
+
+
+def test_flight_ids_follow_the_pipelines_key() -> None:
+    assert (
+        flight_id("UA", 1545, "EWR", "IAH", "2013-01-01 05:15") == "2013-01-01/UA1545/EWR-IAH/0515"
+    )
+
+
+def test_redis_down_is_a_clear_error(lake: dict) -> None:
+    store = _store(_settings(lake, "redis", connection="127.0.0.1:1"))
+    with pytest.raises(FeatureStoreError, match="unreachable"):
+        store.online([_rows(lake).iloc[0][KEY]])
+
+
+def test_feature_store_yaml_is_rendered_from_settings(tmp_path: Path) -> None:
+    import yaml
+
+    local = yaml.safe_load(
+        render_feature_store_yaml(Settings.from_env({"ML_ASSETS_ROOT": str(tmp_path)}))
+    )
+    assert local["offline_store"] == {"type": "duckdb"}
+    assert local["online_store"]["type"] == "sqlite" and local["registry"].startswith(str(tmp_path))
+    prod = yaml.safe_load(
+        render_feature_store_yaml(
+            Settings.from_env(
+                {
+                    "ML_ASSETS_ENV": "prod",
+                    "ML_ASSETS_LAKE": "gs://b/lake",
+                    "ML_ASSETS_REDIS": "redis:6379",
+                }
+            )
+        )
+    )
+    assert prod["online_store"] == {"type": "redis", "connection_string": "redis:6379"}
+    assert prod["registry"] == "gs://b/lake/feast/registry.db"
