@@ -11,7 +11,7 @@ import time
 import dagster as dg
 
 from ml_assets.automation import freshness, history, monitors
-from ml_assets.automation.landing import complete_days, scan_daily_files
+from ml_assets.automation.landing import complete_days, day_files
 from ml_assets.partitions import daily
 from ml_assets.resources.landing import LandingZone
 from ml_assets.settings import Settings
@@ -102,7 +102,7 @@ def build_monitor_checks(settings: Settings) -> list[dg.AssetChecksDefinition]:
 
 def landed_at(landing: LandingZone, day: str) -> float | None:
     """When ``day``'s files were complete in the landing zone (None: not complete)."""
-    days = [d for d in complete_days(scan_daily_files(landing.base_path)) if d.day == day]
+    days = complete_days(day_files(landing.base_path, day))
     return days[0].landed_at if days else None
 
 

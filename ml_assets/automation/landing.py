@@ -60,6 +60,19 @@ def scan_daily_files(base: str) -> list[DailyFile]:
     return found
 
 
+def day_files(base: str, day: str) -> list[DailyFile]:
+    """The files landed for one day (stat only those, no listing)."""
+    from upath import UPath
+
+    found = []
+    for source in DAILY_SOURCES:
+        path = UPath(base) / source / f"{day}.csv"
+        if path.exists():
+            stat = path.stat()
+            found.append(DailyFile(source, day, int(stat.st_size), float(stat.st_mtime)))
+    return found
+
+
 def complete_days(
     files: list[DailyFile], sources: tuple[str, ...] = DAILY_SOURCES
 ) -> list[LandedDay]:

@@ -30,8 +30,8 @@ from ml_assets_tests.conftest import SMALL_CATALOG, write_catalog
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
-HISTORY = days_between("2013-01-01", "2013-01-13")
-NEW_DAY = "2013-01-14"
+HISTORY = days_between("2013-01-01", "2013-01-07")  # enough for a 6-day training window
+NEW_DAY = "2013-01-08"
 DEADLINE_S = 240
 
 
@@ -74,9 +74,9 @@ def deployment(tmp_path: Path):
         "ML_ASSETS_ROOT": str(tmp_path),
         "ML_ASSETS_EXECUTOR": "in_process",
         "ML_ASSETS_CATALOG": str(write_catalog(tmp_path / "catalog.yaml", SMALL_CATALOG)),
-        "ML_ASSETS_WINDOW_DAYS": "12",
-        "ML_ASSETS_HOLDOUT_DAYS": "3",
-        "ML_ASSETS_MIN_TRAINING_ROWS": "3000",
+        "ML_ASSETS_WINDOW_DAYS": "6",
+        "ML_ASSETS_HOLDOUT_DAYS": "2",
+        "ML_ASSETS_MIN_TRAINING_ROWS": "2000",
         "ML_ASSETS_AUC_GATE": "0.6",
         "ML_ASSETS_SMTP_PORT": str(port),
         "ML_ASSETS_SMTP_RECIPIENTS": "oncall@example.com",
