@@ -33,11 +33,11 @@ def build_leaderboard_asset(settings: Settings, catalog: list[CatalogEntry]) -> 
         y = rows[LABEL].to_numpy()
         scored = {name: (model, score(y, predict(model, rows))) for name, model in models.items()}
         gate = ContractGate(context, settings)
-        board = gate.finish(
-            gate.check("model_leaderboard", rank(scored), gate.params()), "model_leaderboard"
-        )
+        board = gate.check("model_leaderboard", rank(scored), gate.params())
         best = board.iloc[0]
-        context.add_output_metadata(
+        return gate.finish(
+            board,
+            "model_leaderboard",
             {
                 "best_model": str(best["model"]),
                 "best_auc": float(best["auc"]),
@@ -46,8 +46,7 @@ def build_leaderboard_asset(settings: Settings, catalog: list[CatalogEntry]) -> 
                 "leaderboard": dg.MetadataValue.md(
                     board.drop(columns=["sha256"]).to_markdown(index=False, floatfmt=".4f")
                 ),
-            }
+            },
         )
-        return board
 
     return model_leaderboard

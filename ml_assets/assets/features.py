@@ -40,14 +40,15 @@ def build_feature_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         with persistent_failures(f"flight_features[{day}]"):
             frame = build_flight_features(raw_flights, raw_weather, planes, horizon)
             params = gate.params(load_references(landing))
-        frame = gate.finish(gate.check("flight_features", frame, params), "flight_features")
-        context.add_output_metadata(
+        frame = gate.check("flight_features", frame, params)
+        return gate.finish(
+            frame,
+            "flight_features",
             {
                 "weather_matched_share": float(frame["wx_temp"].notna().mean()),
                 "plane_matched_share": float(frame["seats"].notna().mean()),
-            }
+            },
         )
-        return frame
 
     @dg.asset(
         partitions_def=daily, group_name=GROUP, kinds={"pandas", "parquet"}, owners=OWNERS,
@@ -64,12 +65,10 @@ def build_feature_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         gate = ContractGate(context, settings)
         with persistent_failures(f"traffic_features[{day}]"):
             frame = build_traffic_features(raw_flights, day, horizon)
-        frame = gate.finish(
-            gate.check("traffic_features", frame, gate.params()), "traffic_features"
+        return gate.finish(
+            gate.check("traffic_features", frame, gate.params()),
+            "traffic_features",
+            {"history_days_loaded": int(raw_flights["flight_date"].nunique()) - 1},
         )
-        context.add_output_metadata(
-            {"history_days_loaded": int(raw_flights["flight_date"].nunique()) - 1}
-        )
-        return frame
 
     return [flight_features, traffic_features]

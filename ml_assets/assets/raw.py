@@ -40,14 +40,15 @@ def build_raw_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         landed = gate.check("landed_flights", landed, params)
         with persistent_failures(f"raw_flights[{day}]"):
             frame = prepare_flights(landed, day)
-        frame = gate.finish(gate.check("raw_flights", frame, params), "raw_flights")
-        context.add_output_metadata(
+        frame = gate.check("raw_flights", frame, params)
+        return gate.finish(
+            frame,
+            "raw_flights",
             {
                 "cancelled": int(frame["is_delayed"].isna().sum()),
                 "delayed_share": float(frame["is_delayed"].mean()),
-            }
+            },
         )
-        return frame
 
     @dg.asset(
         partitions_def=daily, group_name=GROUP, kinds={"pandas", "parquet"}, owners=OWNERS,

@@ -52,8 +52,9 @@ def build_training_set_asset(settings: Settings) -> dg.AssetsDefinition:
                 flight_features, traffic_features, day, settings.holdout_days,
                 max_unmatched_rows=int(quarantine_limit(settings, len(flight_features))),
             )  # fmt: skip
-        frame = gate.finish(gate.check("training_set", frame, gate.params()), "training_set")
-        context.add_output_metadata(
+        return gate.finish(
+            gate.check("training_set", frame, gate.params()),
+            "training_set",
             {
                 "train_rows": summary.train_rows,
                 "holdout_rows": summary.holdout_rows,
@@ -62,9 +63,8 @@ def build_training_set_asset(settings: Settings) -> dg.AssetsDefinition:
                 "first_day": summary.first_day,
                 "last_day": summary.last_day,
                 "positive_rate": summary.positive_rate,
-            }
+            },
         )
-        return frame
 
     return training_set
 

@@ -19,7 +19,7 @@ data out of the lake. Two parts therefore share one Pandera contract (``checks/s
 This module stays light at import: pandera and pandas load inside the functions.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import dagster as dg
@@ -191,10 +191,13 @@ class ContractGate:
             quarantined=count,
         )
 
-    def finish(self, frame: Frame, contract_name: str) -> Frame:
-        """Write the quarantine (if any), record the contract's metadata; return ``frame``."""
+    def finish(
+        self, frame: Frame, contract_name: str, extra: Mapping[str, Any] | None = None
+    ) -> Frame:
+        """Write the quarantine (if any), record the contract's and ``extra`` metadata once."""
         count, rows_in = self.quarantined_count, self.rows_in or 0
         metadata: dict[str, Any] = {
+            **(extra or {}),
             "contract": " -> ".join(v.contract for v in self._verdicts),
             "contract_rows_checked": rows_in,
             "quarantined_rows": count,
@@ -249,6 +252,16 @@ class ContractGate:
             metadata["quarantine_file"] = dg.MetadataValue.path(self.quarantine_file)
         if rejected:
             metadata["rejected_file"] = dg.MetadataValue.path(rejected)
+        # Recorded on the asset too, so the failed partition's rules, quarantine and rejected file
+        # show in its UI page (its check does not run when the step fails).
+        self.context.log_event(
+            dg.AssetObservation(
+                asset_key=self.context.asset_key,
+                partition=self.partition,
+                description=lines[0],
+                metadata={**metadata, "contract_failed": True},
+            )
+        )
         raise dg.Failure(description="\n".join(lines), metadata=metadata, allow_retries=False)
 
 

@@ -148,6 +148,13 @@ def test_too_many_bad_rows_quarantine_them_and_stop_the_day(scenario) -> None:
     assert len(rows) == DIRTY_ROWS and rows["dep_delay"].eq(99_999.0).all()
     assert rows["failure_reasons"].str.contains("dep_delay: less_than_or_equal_to").all()
     assert _materialized(instance, run) <= {"raw_weather"}
+    (observed,) = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_OBSERVATION)
+    observation = observed.dagster_event.event_specific_data.asset_observation
+    assert (
+        observation.asset_key == dg.AssetKey("raw_flights") and observation.partition == DIRTY_DAY
+    )
+    assert observation.metadata["quarantine_file"].value == str(quarantine)
+    assert observation.metadata["quarantined_rows"].value == DIRTY_ROWS
     for asset in ("raw_flights", *DOWNSTREAM):
         assert not list((lake / asset).glob(f"{DIRTY_DAY}.*")), asset
 
