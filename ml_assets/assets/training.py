@@ -99,6 +99,8 @@ def build_model_asset(entry: CatalogEntry, settings: Settings) -> dg.AssetsDefin
                 "train_rows": model.train_rows,
                 "train_window": f"{model.train_first_day}..{model.train_last_day}",
                 "training_seconds": round(seconds, 3),
+                "device": model.device,
+                "device_note": model.device_note or "as requested",
             }
         )
         return model
