@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export UV_COMPILE_BYTECODE := 1
 UV = $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 
-.PHONY: bootstrap sync demo test test-slow check lint ui bench clean
+.PHONY: bootstrap sync demo test test-slow check lint ui up bench clean
 
 bootstrap:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -28,6 +28,9 @@ check: sync  ## definitions load and validate, lint
 
 ui: sync  ## the Dagster UI on the project's instance: http://127.0.0.1:3000
 	$(UV) run dagster dev -h 127.0.0.1 -p 3000
+
+up: sync  ## webserver + daemon (ml-assets up): http://127.0.0.1:3000 once healthy; Ctrl-C stops both
+	$(UV) run ml-assets up --host 127.0.0.1 --port 3000
 
 bench: sync  ## Dagster vs plain Python on the same work
 	$(UV) run python bench/bench_pipeline.py

@@ -156,6 +156,14 @@ def cmd_smtp_sink(args: argparse.Namespace) -> int:
     return run_sink(args.host or settings.smtp_host, args.port or settings.smtp_port)
 
 
+def cmd_up(args: argparse.Namespace) -> int:
+    """The webserver and the daemon on the project's instance, until Ctrl-C or SIGTERM."""
+    from ml_assets.ui import up
+
+    _instance_home()
+    return up(args.host, args.port, args.timeout)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ml-assets", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -187,6 +195,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", help="default: ML_ASSETS_SMTP_HOST")
     p.add_argument("--port", type=int, help="default: ML_ASSETS_SMTP_PORT")
     p.set_defaults(func=cmd_smtp_sink)
+
+    p = sub.add_parser("up", help="the Dagster UI: webserver and daemon, stopped together")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=3000)
+    p.add_argument("--timeout", type=float, default=180, help="seconds to wait for health")
+    p.set_defaults(func=cmd_up)
 
     args = parser.parse_args(argv)
     return args.func(args)
