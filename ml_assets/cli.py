@@ -164,6 +164,25 @@ def cmd_up(args: argparse.Namespace) -> int:
     return up(args.host, args.port, args.timeout)
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Score one flight from the online store with the deployed model."""
+    from ml_assets.resources.feature_store import FeatureStoreError, build_feature_store
+    from ml_assets.resources.registry import ModelRegistry, RegistryError
+    from ml_assets.serving import flight_id, predict
+
+    settings = Settings.from_env()
+    key = flight_id(args.carrier, args.flight, args.origin, args.dest, args.scheduled)
+    try:
+        result = predict(
+            build_feature_store(settings), ModelRegistry(base_path=settings.registry_base), key
+        )
+    except (FeatureStoreError, RegistryError) as exc:
+        print(f"predict: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result.__dict__, indent=1))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ml-assets", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -201,6 +220,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=3000)
     p.add_argument("--timeout", type=float, default=180, help="seconds to wait for health")
     p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser(
+        "predict", help="delay probability of one flight (online features + deployed model)"
+    )
+    p.add_argument("--carrier", required=True)
+    p.add_argument("--flight", required=True, type=int, help="flight number")
+    p.add_argument("--origin", required=True)
+    p.add_argument("--dest", required=True)
+    p.add_argument(
+        "--scheduled", required=True, help="scheduled departure, local: 'YYYY-MM-DD HH:MM'"
+    )
+    p.set_defaults(func=cmd_predict)
 
     args = parser.parse_args(argv)
     return args.func(args)

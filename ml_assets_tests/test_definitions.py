@@ -33,7 +33,9 @@ def test_graph_has_fan_in_fan_out_and_diamond(settings: Settings) -> None:
     models = {"model__gbdt", "model__goss", "model__gbdt_recent"}
     assert deps["flight_features"] == {"raw_flights", "raw_weather", "planes"}  # fan-in
     assert deps["traffic_features"] == {"raw_flights"}
-    assert deps["training_set"] == {"flight_features", "traffic_features"}  # diamond
+    # diamond, joined point in time through Feast (feast_features is the store's offline source)
+    assert deps["training_set"] == {"flight_features", "traffic_features", "feast_features"}
+    assert deps["feast_features"] == {"flight_features", "traffic_features"}
     assert all(deps[m] == {"training_set"} for m in models)  # fan-out
     assert deps["model_leaderboard"] == models | {"training_set"}
     assert deps["deployed_model"] == models | {"model_leaderboard", "training_set"}

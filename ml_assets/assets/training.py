@@ -10,6 +10,7 @@ from ml_assets.assets.errors import persistent_failures
 from ml_assets.models.catalog import CatalogEntry
 from ml_assets.models.train import TrainedModel
 from ml_assets.partitions import daily, trailing
+from ml_assets.resources.feature_store import FeatureStoreResource
 from ml_assets.settings import Settings
 from ml_assets.types import Frame
 
@@ -29,27 +30,37 @@ def build_training_set_asset(settings: Settings) -> dg.AssetsDefinition:
     @dg.asset(
         partitions_def=daily, group_name=GROUP, kinds={"pandas", "parquet"}, owners=OWNERS,
         code_version="2", io_manager_key="lake",
-        ins={"flight_features": dg.AssetIn(partition_mapping=window),
-             "traffic_features": dg.AssetIn(partition_mapping=window)},
+        ins={"flight_features": dg.AssetIn(partition_mapping=window)},
+        deps=[dg.AssetDep("traffic_features", partition_mapping=window),
+              dg.AssetDep("feast_features", partition_mapping=window)],
         metadata={"window_days": settings.window_days, "holdout_days": settings.holdout_days,
                   "min_training_rows": settings.min_training_rows},
     )  # fmt: skip
     def training_set(
-        context: dg.AssetExecutionContext, flight_features: Frame, traffic_features: Frame
+        context: dg.AssetExecutionContext,
+        feature_store: FeatureStoreResource,
+        flight_features: Frame,
     ) -> Frame:
         """Diamond join of both feature branches over the window, split by time into train/holdout.
 
-        Its contract (the seed's: more than ``min_training_rows`` training rows, no null label,
-        both classes) is enforced before returning, so a failing day writes nothing.
+        The window's flights (keys, prediction times, labels) form Feast's entity frame; every
+        feature comes from ``get_historical_features``, point in time. Its contract (the seed's:
+        more than ``min_training_rows`` training rows, no null label, both classes) is enforced
+        before returning, so a failing day writes nothing.
         """
         from ml_assets.checks.contracts import ContractGate, quarantine_limit
-        from ml_assets.models.training_set import build_training_set
+        from ml_assets.models.training_set import build_training_set, split_served_features
 
         day = context.partition_key
         gate = ContractGate(context, settings)
         with persistent_failures(f"training_set[{day}]"):
+            entities = flight_features.loc[:, ["flight_id", "prediction_ts"]]
+            served = feature_store.historical(
+                entities.rename(columns={"prediction_ts": "event_timestamp"})
+            )
+            flight_branch, traffic_branch = split_served_features(flight_features, served)
             frame, summary = build_training_set(
-                flight_features, traffic_features, day, settings.holdout_days,
+                flight_branch, traffic_branch, day, settings.holdout_days,
                 max_unmatched_rows=int(quarantine_limit(settings, len(flight_features))),
             )  # fmt: skip
         return gate.finish(
@@ -63,6 +74,7 @@ def build_training_set_asset(settings: Settings) -> dg.AssetsDefinition:
                 "first_day": summary.first_day,
                 "last_day": summary.last_day,
                 "positive_rate": summary.positive_rate,
+                "feature_service": feature_store.service().name,
             },
         )
 

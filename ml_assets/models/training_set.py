@@ -69,3 +69,29 @@ def build_training_set(
         positive_rate=float(labelled[LABEL].mean()) if len(labelled) else float("nan"),
     )
     return labelled, summary
+
+
+def split_served_features(
+    flight_features: pd.DataFrame, served: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Feature-store rows -> the two branches ``build_training_set`` joins.
+
+    Identity and label columns come from ``flight_features``; every feature value from ``served``
+    (a point-in-time retrieval). Flights the store had no row for are left out of the traffic
+    branch, so ``build_training_set`` counts them as unmatched instead of training on nulls.
+    """
+    from ml_assets.models.features import CATEGORICAL_FEATURES, FLIGHT_FEATURES, TRAFFIC_FEATURES
+
+    served = served.drop_duplicates(KEY)
+    identity = [
+        c for c in flight_features.columns if c not in (*CATEGORICAL_FEATURES, *FLIGHT_FEATURES)
+    ]
+    flight_branch = flight_features.loc[:, identity].merge(
+        served.loc[:, [KEY, *CATEGORICAL_FEATURES, *FLIGHT_FEATURES]],
+        on=KEY,
+        how="left",
+        validate="one_to_one",
+    )
+    found = served[list(CATEGORICAL_FEATURES)].notna().all(axis=1)
+    traffic_branch = served.loc[found, [KEY, *TRAFFIC_FEATURES]].reset_index(drop=True)
+    return flight_branch.loc[:, list(flight_features.columns)], traffic_branch
