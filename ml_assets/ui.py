@@ -105,7 +105,7 @@ def stop(processes: Sequence[subprocess.Popen], grace_s: float = 20.0) -> None:
 
 
 class _Stop(Exception):
-    """Raised by the SIGTERM handler so that SIGTERM and Ctrl-C take the same path."""
+    """Raised by the signal handler: SIGINT (Ctrl-C) and SIGTERM take the same path."""
 
 
 def _raise_stop(signum: int, _frame: object) -> None:
@@ -117,7 +117,8 @@ def up(host: str, port: int, timeout_s: float, env: Mapping[str, str] | None = N
     url = f"http://{host}:{port}"
     child_env = dict(os.environ if env is None else env)
     child_env.setdefault("ML_ASSETS_WEBSERVER_URL", url)
-    previous = signal.signal(signal.SIGTERM, _raise_stop)
+    # Explicit handlers: a shell starting `up` in the background may have set SIGINT to ignored.
+    previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     processes: dict[str, subprocess.Popen] = {}
     try:
         for name, argv in commands(host, port).items():
@@ -143,5 +144,8 @@ def up(host: str, port: int, timeout_s: float, env: Mapping[str, str] | None = N
         print(f"up: {exc}", file=sys.stderr, flush=True)
         return 1
     finally:
+        for sig in previous:  # a second Ctrl-C must not cut the stop short
+            signal.signal(sig, signal.SIG_IGN)
         stop(list(processes.values()))
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -107,3 +109,26 @@ def test_cli_up_passes_host_port_and_timeout(monkeypatch, tmp_path) -> None:
     monkeypatch.setattr(ui, "up", lambda *args: calls.append(args) or 0)
     assert cli.main(["up", "--port", "3999", "--timeout", "30"]) == 0
     assert calls == [("127.0.0.1", 3999, 30.0)]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_up_stops_both_processes_on_ctrl_c_or_sigterm(monkeypatch, capsys, signum) -> None:
+    started: list[subprocess.Popen] = []
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    monkeypatch.setattr(
+        ui, "commands", lambda host, port: {"webserver": sleeper, "daemon": sleeper}
+    )
+    real_popen = subprocess.Popen
+
+    def popen(argv, **kwargs):
+        started.append(real_popen(argv, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(ui.subprocess, "Popen", popen)
+    # The signal arrives once both processes run and up's handlers are installed.
+    monkeypatch.setattr(ui, "wait_healthy", lambda *args: os.kill(os.getpid(), signum))
+    before = signal.getsignal(signum)
+    assert ui.up("127.0.0.1", 3999, timeout_s=5, env={}) == 0
+    assert len(started) == 2 and all(p.returncode is not None for p in started)
+    assert signal.getsignal(signum) is before
+    assert "stopping the webserver and daemon" in capsys.readouterr().out
