@@ -1,0 +1,248 @@
+"""Slow end-to-end: a partition of daily_pipeline through dagster-k8s's real k8s_job_executor.
+
+No cluster: the real step handler talks through the real ``kubernetes`` client to
+``ml_assets_tests.k8s_api`` (a local API server that runs each Job's container command as a
+subprocess). The run's instance is a real one on disk with a ``K8sRunLauncher`` (the executor reads
+its settings from it), so each step pod writes its events into the same storage.
+
+Upstream days are materialized in-process (cheap); then the training -> evaluation -> deployment
+part of ``daily_pipeline[DAY]`` runs with every step (asset checks included) as a Kubernetes Job.
+Each step pod pays 3-5 s of process start-up here, so the whole ingest-to-deploy graph (~20 steps)
+would take minutes. ``uv run pytest -m slow -s ml_assets_tests/e2e/test_k8s_executor.py`` prints
+the figures.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from ml_assets.definitions import build_defs
+from ml_assets.execution import DAILY_JOB, FEATURES_JOB, REFERENCE_JOB
+from ml_assets.runner import materialize_days
+from ml_assets.settings import Settings
+from ml_assets.sources.landing import days_between
+from ml_assets_tests.conftest import SMALL_CATALOG, write_catalog
+from ml_assets_tests.k8s_api.server import JobRecord, LocalKubeApi
+
+pytestmark = pytest.mark.slow
+
+NAMESPACE = "ml-assets"
+IMAGE = "ml-assets:e2e"
+DAY = "2013-01-13"
+MODELS = [f"model__{m['name']}" for m in SMALL_CATALOG["models"]]
+ON_K8S = ["training_set", *MODELS, "model_leaderboard", "deployed_model"]
+DEADLINE_S = 600  # then every pod is killed: the health check fails the steps, the test reports
+GPU = "nvidia.com/gpu"
+ACCELERATOR = "cloud.google.com/gke-accelerator"
+SPOT = "cloud.google.com/gke-spot"
+NAMED = re.compile(r"/(jobs|pods)/[^/]+")
+
+
+def k8s_daily_job(part: list[str], **fields: object) -> dg.JobDefinition:
+    """Module-level factory: the test process and every step pod rebuild the same job from these
+    arguments: ``daily_pipeline`` cut to the assets in ``part`` and the job's own checks on them
+    (``execute_job(asset_selection=...)`` would add the sensor-evaluated freshness checks)."""
+    daily = build_defs(Settings(**fields)).resolve_job_def(DAILY_JOB)
+    keys = {dg.AssetKey(key) for key in part}
+    checks = {c for c in daily.asset_layer.asset_graph.asset_check_keys if c.asset_key in keys}
+    return daily.get_subset(asset_selection=keys, asset_check_selection=checks)
+
+
+def _write_instance(home: Path, kubeconfig: Path, settings: Settings) -> None:
+    forwarded = {
+        "DAGSTER_HOME": str(home),
+        "ML_ASSETS_ENV": settings.env,
+        "ML_ASSETS_LANDING": settings.landing_base,
+        "ML_ASSETS_LAKE": settings.lake_base,
+        "ML_ASSETS_REGISTRY": settings.registry_base,
+        "ML_ASSETS_CATALOG": settings.catalog_path,
+    }
+    config = {
+        "run_coordinator": {
+            "module": "dagster._core.run_coordinator",
+            "class": "DefaultRunCoordinator",
+        },
+        "run_launcher": {
+            "module": "dagster_k8s",
+            "class": "K8sRunLauncher",
+            "config": {
+                "load_incluster_config": False,
+                "kubeconfig_file": str(kubeconfig),
+                "job_namespace": NAMESPACE,
+                "instance_config_map": "dagster-instance",
+                "service_account_name": "dagster",
+                "dagster_home": str(home),
+                "job_image": IMAGE,
+                "image_pull_policy": "Never",
+                # NAME=value: a bare NAME would be resolved in whichever process builds the Job.
+                "env_vars": [f"{name}={value}" for name, value in forwarded.items()],
+            },
+        },
+        "telemetry": {"enabled": False},
+    }
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def _pod(job: JobRecord) -> tuple[dict, dict]:
+    spec = job.body["spec"]["template"]["spec"]
+    return spec, spec["containers"][0]
+
+
+def _by_step(api: LocalKubeApi) -> dict[str, JobRecord]:
+    return {j.body["metadata"]["labels"]["dagster/op"]: j for j in api.jobs.values()}
+
+
+@pytest.fixture(scope="module")
+def k8s_run(tmp_path_factory: pytest.TempPathFactory, landing_dir: Path):
+    tmp_path = tmp_path_factory.mktemp("k8s")
+    settings = Settings(
+        env="ci", landing_base=str(landing_dir), lake_base=str(tmp_path / "lake"),
+        registry_base=str(tmp_path / "registry"),
+        catalog_path=str(write_catalog(tmp_path / "catalog.yaml", SMALL_CATALOG)),
+        window_days=12, holdout_days=3, history_days=7, min_training_rows=3_000,
+        auc_gate=0.60, bootstrap_samples=50, executor="in_process",
+    )  # fmt: skip
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with LocalKubeApi(workdir=tmp_path, log_dir=tmp_path / "pod_logs") as api:
+        _write_instance(home, api.write_kubeconfig(tmp_path / "kubeconfig", NAMESPACE), settings)
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            local = build_defs(settings)  # in-process executor for the upstream days
+            assert all(r.success for r in materialize_days(local, instance, REFERENCE_JOB, [None]))
+            # Ingestion and features (feature-store tables included) for every day of the window.
+            days = days_between("2013-01-01", DAY)
+            assert all(r.success for r in materialize_days(local, instance, FEATURES_JOB, days))
+
+            fields = settings.model_copy(update={"executor": "k8s"}).model_dump(
+                mode="json", exclude_defaults=True
+            )
+            job = dg.build_reconstructable_job(
+                __name__, k8s_daily_job.__name__, reconstructable_kwargs={"part": ON_K8S, **fields}
+            )
+            deadline = threading.Timer(DEADLINE_S, api.kill_all)
+            deadline.start()
+            started = time.perf_counter()
+            try:
+                result = dg.execute_job(job, instance, tags={"dagster/partition": DAY})
+                seconds = time.perf_counter() - started
+            finally:
+                deadline.cancel()
+            with result:
+                # Step success comes from the event log; the pods may still be shutting down.
+                assert api.wait_all(timeout=120)
+                events = [
+                    e.dagster_event for e in instance.all_logs(result.run_id) if e.is_dagster_event
+                ]
+                yield settings, api, result, events, seconds
+
+
+def test_partition_runs_every_step_as_a_k8s_job(k8s_run) -> None:
+    settings, api, result, events, seconds = k8s_run
+    failed = {
+        e.step_key: e.event_specific_data.error.to_string()[-3000:]
+        for e in events
+        if e.event_type == dg.DagsterEventType.STEP_FAILURE
+    }
+    failed |= {j.name: j.log_path.read_text()[-3000:] for j in api.jobs.values() if j.exit_code}
+    assert result.success, failed
+
+    steps = {e.step_key for e in events if e.event_type == dg.DagsterEventType.STEP_SUCCESS}
+    jobs = _by_step(api)
+    # Every step (assets and their checks) ran in its own Job through the API server; pods exit 0.
+    assert set(jobs) == steps and set(ON_K8S) < steps
+    assert {j.exit_code for j in jobs.values()} == {0}
+    assert all(_pod(j)[1]["args"][:3] == ["dagster", "api", "execute_step"] for j in jobs.values())
+    assert all(j.namespace == NAMESPACE and _pod(j)[1]["image"] == IMAGE for j in jobs.values())
+    # The Job names the executor reported are the Jobs the server created.
+    reported = {
+        e.step_key: e.event_specific_data.metadata["Kubernetes Job name"].value
+        for e in events
+        if e.event_type == dg.DagsterEventType.STEP_WORKER_STARTING
+    }
+    assert reported == {step: j.name for step, j in jobs.items()}
+    posts = [path for method, path in api.requests if method == "POST"]
+    assert posts == [f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs"] * len(jobs)
+
+    # Every asset step's output is in the lake, written atomically; every check passed.
+    lake = Path(settings.lake_base)
+    materialized = {
+        e.asset_key.to_user_string()
+        for e in events
+        if e.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION
+    }
+    assert materialized == set(ON_K8S)
+    for asset in materialized:
+        assert list((lake / asset).glob(f"{DAY}.*")), f"{asset}[{DAY}] is not in the lake"
+    assert not list(lake.rglob("*.tmp"))
+    checks = [e for e in events if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION]
+    assert all(e.event_specific_data.passed for e in checks)
+    assert {e.step_key for e in checks} == {
+        "training_set_contract", "model_leaderboard_contract", "deployed_model_model_quality"
+    }  # fmt: skip
+
+    # The pod env carries what the steps need, forwarded as NAME=value.
+    env = {e["name"]: e.get("value") for e in _pod(jobs["model__gbdt"])[1]["env"]}
+    assert env["ML_ASSETS_LAKE"] == settings.lake_base and env["DAGSTER_HOME"]
+    assert "DAGSTER_COMPRESSED_EXECUTE_STEP_ARGS" in env
+
+    _print_figures(api, events, seconds)
+
+
+def test_gpu_tags_reach_only_the_gpu_models_job(k8s_run) -> None:
+    _, api, result, _, _ = k8s_run
+    assert result.success
+    jobs = _by_step(api)
+
+    spec, container = _pod(jobs["model__gbdt"])  # profile gpu, spot false
+    assert container["resources"]["limits"][GPU] == "1"
+    assert container["resources"]["requests"][GPU] == "1"
+    assert spec["nodeSelector"] == {ACCELERATOR: "nvidia-tesla-t4"}
+    assert spec["tolerations"] == [{"key": GPU, "operator": "Exists", "effect": "NoSchedule"}]
+
+    spec, container = _pod(jobs["model__goss"])  # catalog default: cpu-small, spot allowed
+    assert GPU not in container["resources"]["limits"]
+    assert GPU not in container["resources"]["requests"]
+    assert spec["nodeSelector"] == {SPOT: "true"}
+    assert spec["tolerations"] == [
+        {"key": SPOT, "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+    ]
+
+    for step, job in jobs.items():
+        assert job.body["spec"]["backoffLimit"] == 0, step  # Dagster retries, not Kubernetes
+        if step != "model__gbdt":
+            spec, container = _pod(job)
+            assert GPU not in container["resources"]["limits"], step
+            assert ACCELERATOR not in (spec.get("nodeSelector") or {}), step
+
+
+def _print_figures(api: LocalKubeApi, events: list, seconds: float) -> None:
+    """The figures for the issue's closing note (visible with ``-s``)."""
+    jobs = _by_step(api)
+    took = {
+        e.step_key: e.event_specific_data.duration_ms / 1000
+        for e in events
+        if e.event_type == dg.DagsterEventType.STEP_SUCCESS
+    }
+    out = sys.stdout
+    print(f"\nk8s_job_executor: {DAILY_JOB}[{DAY}] {', '.join(ON_K8S)}", file=out)
+    print(f"  {len(jobs)} steps as Jobs, run wall {seconds:.1f} s", file=out)
+    print(f"  {'step':<30} {'Job name':<46} exit  step s  pod s", file=out)
+    for step, job in sorted(jobs.items(), key=lambda kv: kv[1].started_at or 0):
+        print(f"  {step:<30} {job.name:<46} {job.exit_code:>4} {took[step]:>7.1f} {job.seconds:>6.1f}", file=out)  # fmt: skip
+    spec, container = _pod(jobs["model__gbdt"])
+    print(f"  model__gbdt resources:    {container['resources']}", file=out)
+    print(f"  model__gbdt nodeSelector: {spec.get('nodeSelector')}", file=out)
+    print(f"  model__gbdt tolerations:  {spec.get('tolerations')}", file=out)
+    body = jobs["model__gbdt"].body["spec"]
+    print(f"  Job spec: backoffLimit {body.get('backoffLimit')}, ttlSecondsAfterFinished {body.get('ttlSecondsAfterFinished')}", file=out)  # fmt: skip
+    calls = Counter(method + " " + NAMED.sub(r"/\1/{name}", path) for method, path in api.requests)
+    print(f"  API calls: {dict(calls)}", file=out)
