@@ -54,6 +54,7 @@ def build_training_set_asset(settings: Settings) -> dg.AssetsDefinition:
         day = context.partition_key
         gate = ContractGate(context, settings)
         with persistent_failures(f"training_set[{day}]"):
+            feature_store.apply()  # idempotent; a fresh registry may not know the service yet
             entities = flight_features.loc[:, ["flight_id", "prediction_ts"]]
             served = feature_store.historical(
                 entities.rename(columns={"prediction_ts": "event_timestamp"})
