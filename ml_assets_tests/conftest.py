@@ -56,23 +56,23 @@ def landing_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return base
 
 
+def small_settings(
+    root: Path, landing: Path, catalog: dict = SMALL_CATALOG, **overrides
+) -> Settings:
+    """Small windows and a small catalog under ``root`` so a whole partition trains in seconds."""
+    values = dict(
+        env="ci", landing_base=str(landing), lake_base=str(root / "lake"),
+        registry_base=str(root / "registry"),
+        catalog_path=str(write_catalog(root / "catalog.yaml", catalog)),
+        window_days=12, holdout_days=3, history_days=7, min_training_rows=3_000,
+        auc_gate=0.60, bootstrap_samples=50, executor="in_process",
+    )  # fmt: skip
+    return Settings(**(values | overrides))
+
+
 @pytest.fixture
 def settings(tmp_path: Path, landing_dir: Path) -> Settings:
-    """Small windows and a small catalog so a whole partition trains in seconds."""
-    return Settings(
-        env="ci",
-        landing_base=str(landing_dir),
-        lake_base=str(tmp_path / "lake"),
-        registry_base=str(tmp_path / "registry"),
-        catalog_path=str(write_catalog(tmp_path / "catalog.yaml", SMALL_CATALOG)),
-        window_days=12,
-        holdout_days=3,
-        history_days=7,
-        min_training_rows=3_000,
-        auc_gate=0.60,
-        bootstrap_samples=50,
-        executor="in_process",
-    )
+    return small_settings(tmp_path, landing_dir)
 
 
 GCS_BUCKET = "ml-assets-test"

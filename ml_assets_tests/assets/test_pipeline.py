@@ -12,7 +12,6 @@ from ml_assets.definitions import build_defs
 from ml_assets.execution import DAILY_JOB, FEATURES_JOB, REFERENCE_JOB
 from ml_assets.resources.registry import ModelRegistry
 from ml_assets.runner import materialize_days
-from ml_assets.settings import Settings
 from ml_assets.sources.landing import days_between
 
 TRAIN_DAYS = ["2013-01-14", "2013-01-15", "2013-01-16"]
@@ -29,16 +28,9 @@ def _metadata(instance: dg.DagsterInstance, key: str, partition: str) -> dict:
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory: pytest.TempPathFactory, landing_dir: Path):
     """Features for 13 days, then the whole graph for the last three (module-scoped: runs once)."""
-    from ml_assets_tests.conftest import SMALL_CATALOG, write_catalog
+    from ml_assets_tests.conftest import small_settings
 
-    root = tmp_path_factory.mktemp("pipeline")
-    settings = Settings(
-        env="ci", landing_base=str(landing_dir), lake_base=str(root / "lake"),
-        registry_base=str(root / "registry"),
-        catalog_path=str(write_catalog(root / "catalog.yaml", SMALL_CATALOG)),
-        window_days=12, holdout_days=3, history_days=7, min_training_rows=3_000,
-        auc_gate=0.60, bootstrap_samples=50, executor="in_process",
-    )  # fmt: skip
+    settings = small_settings(tmp_path_factory.mktemp("pipeline"), landing_dir)
     defs = build_defs(settings)
     instance = dg.DagsterInstance.ephemeral()
     runs = materialize_days(defs, instance, REFERENCE_JOB, [None])

@@ -13,9 +13,8 @@ import pytest
 from ml_assets.definitions import build_defs
 from ml_assets.execution import DAILY_JOB, FEATURES_JOB, REFERENCE_JOB
 from ml_assets.runner import RunSummary, materialize_days
-from ml_assets.settings import Settings
 from ml_assets.sources.landing import days_between, land
-from ml_assets_tests.conftest import write_catalog
+from ml_assets_tests.conftest import small_settings
 
 GOOD_DAY, DIRTY_DAY = "2013-01-06", "2013-01-07"  # GOOD_DAY is later re-landed truncated
 DIRTY_ROWS = 20
@@ -67,12 +66,9 @@ def scenario(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("contracts_pipeline")
     landing = root / "landing"
     land(str(landing), "2013-01-01", DIRTY_DAY)
-    settings = Settings(
-        env="ci", landing_base=str(landing), lake_base=str(root / "lake"),
-        registry_base=str(root / "registry"),
-        catalog_path=str(write_catalog(root / "catalog.yaml", CATALOG)),
-        window_days=5, holdout_days=1, history_days=2, min_training_rows=2_000,
-        auc_gate=0.55, bootstrap_samples=20, executor="in_process",
+    settings = small_settings(
+        root, landing, CATALOG, window_days=5, holdout_days=1, history_days=2,
+        min_training_rows=2_000, auc_gate=0.55, bootstrap_samples=20,
     )  # fmt: skip
     defs = build_defs(settings)
     instance = dg.DagsterInstance.ephemeral()

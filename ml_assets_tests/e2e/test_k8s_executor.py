@@ -30,7 +30,7 @@ from ml_assets.execution import DAILY_JOB, FEATURES_JOB, REFERENCE_JOB
 from ml_assets.runner import materialize_days
 from ml_assets.settings import Settings
 from ml_assets.sources.landing import days_between
-from ml_assets_tests.conftest import SMALL_CATALOG, write_catalog
+from ml_assets_tests.conftest import SMALL_CATALOG, small_settings
 from ml_assets_tests.k8s_api.server import JobRecord, LocalKubeApi
 
 pytestmark = pytest.mark.slow
@@ -104,13 +104,7 @@ def _by_step(api: LocalKubeApi) -> dict[str, JobRecord]:
 @pytest.fixture(scope="module")
 def k8s_run(tmp_path_factory: pytest.TempPathFactory, landing_dir: Path):
     tmp_path = tmp_path_factory.mktemp("k8s")
-    settings = Settings(
-        env="ci", landing_base=str(landing_dir), lake_base=str(tmp_path / "lake"),
-        registry_base=str(tmp_path / "registry"),
-        catalog_path=str(write_catalog(tmp_path / "catalog.yaml", SMALL_CATALOG)),
-        window_days=12, holdout_days=3, history_days=7, min_training_rows=3_000,
-        auc_gate=0.60, bootstrap_samples=50, executor="in_process",
-    )  # fmt: skip
+    settings = small_settings(tmp_path, landing_dir)
     home = tmp_path / "dagster_home"
     home.mkdir()
     with LocalKubeApi(workdir=tmp_path, log_dir=tmp_path / "pod_logs") as api:
