@@ -135,9 +135,9 @@ class Settings(BaseModel):
         values["feast_registry"] = environ.get(
             "ML_ASSETS_FEAST_REGISTRY", f"{lake.rstrip('/')}/feast/registry.db"
         )
-        values["feast_sqlite_path"] = environ.get(
-            "ML_ASSETS_FEAST_SQLITE", str(root / ".lake" / "feast" / "online.db")
-        )
+        local_lake = "://" not in lake  # the SQLite online store needs a local file
+        sqlite = f"{lake}/feast/online.db" if local_lake else str(root / ".feast" / "online.db")
+        values["feast_sqlite_path"] = environ.get("ML_ASSETS_FEAST_SQLITE", sqlite)
         if env == "prod":
             values["feast_online_store"] = "redis"
             values["auc_gate"] = 0.75
