@@ -34,7 +34,8 @@ def test_graph_has_fan_in_fan_out_and_diamond(settings: Settings) -> None:
     assert deps["flight_features"] == {"raw_flights", "raw_weather", "planes"}  # fan-in
     assert deps["traffic_features"] == {"raw_flights"}
     # diamond, joined point in time through Feast (feast_features is the store's offline source)
-    assert deps["training_set"] == {"flight_features", "traffic_features", "feast_features"}
+    training_deps = {"flight_features", "traffic_features", "feast_features", "online_features"}
+    assert deps["training_set"] == training_deps
     assert deps["feast_features"] == {"flight_features", "traffic_features"}
     assert all(deps[m] == {"training_set"} for m in models)  # fan-out
     assert deps["model_leaderboard"] == models | {"training_set"}

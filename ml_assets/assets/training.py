@@ -32,7 +32,10 @@ def build_training_set_asset(settings: Settings) -> dg.AssetsDefinition:
         code_version="2", io_manager_key="lake",
         ins={"flight_features": dg.AssetIn(partition_mapping=window)},
         deps=[dg.AssetDep("traffic_features", partition_mapping=window),
-              dg.AssetDep("feast_features", partition_mapping=window)],
+              dg.AssetDep("feast_features", partition_mapping=window),
+              # after the day's online materialization: Feast refuses retrieval while a view
+              # is MATERIALIZING, and online_features is what registers the repo
+              dg.AssetDep("online_features", partition_mapping=window)],
         metadata={"window_days": settings.window_days, "holdout_days": settings.holdout_days,
                   "min_training_rows": settings.min_training_rows},
     )  # fmt: skip
@@ -54,7 +57,6 @@ def build_training_set_asset(settings: Settings) -> dg.AssetsDefinition:
         day = context.partition_key
         gate = ContractGate(context, settings)
         with persistent_failures(f"training_set[{day}]"):
-            feature_store.apply()  # idempotent; a fresh registry may not know the service yet
             entities = flight_features.loc[:, ["flight_id", "prediction_ts"]]
             served = feature_store.historical(
                 entities.rename(columns={"prediction_ts": "event_timestamp"})

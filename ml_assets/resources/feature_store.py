@@ -50,11 +50,27 @@ class FeatureStoreResource(dg.ConfigurableResource):
 
     def historical(self, entities: pd.DataFrame) -> pd.DataFrame:
         """Point-in-time join: ``entities`` has ``flight_id`` and ``event_timestamp``."""
-        return (
-            self.store()
-            .get_historical_features(entity_df=entities, features=self.service())
-            .to_df()
+        return self._retry_while_materializing(
+            lambda: (
+                self.store()
+                .get_historical_features(entity_df=entities, features=self.service())
+                .to_df()
+            )
         )
+
+    def _retry_while_materializing(self, call: Any, attempts: int = 12) -> Any:
+        """Feast refuses to serve a view while another run materializes it: wait and retry."""
+        import time
+
+        for attempt in range(attempts):
+            try:
+                return call()
+            except ValueError as exc:
+                if "MATERIALIZING" not in str(exc) or attempt == attempts - 1:
+                    raise
+                time.sleep(min(10.0, 0.5 * 2**attempt))
+                self.store().refresh_registry()
+        raise AssertionError("unreachable")
 
     def materialize(self, start: dt.datetime, end: dt.datetime) -> None:
         """Load feature rows stamped in [start, end) into the online store (idempotent)."""
@@ -70,8 +86,10 @@ class FeatureStoreResource(dg.ConfigurableResource):
         import pandas as pd
 
         try:
-            response = self.store().get_online_features(
-                features=self.service(), entity_rows=[{"flight_id": f} for f in flight_ids]
+            response = self._retry_while_materializing(
+                lambda: self.store().get_online_features(
+                    features=self.service(), entity_rows=[{"flight_id": f} for f in flight_ids]
+                )
             )
             frame = pd.DataFrame(response.to_dict(include_event_timestamps=True))
         except Exception as exc:
