@@ -183,6 +183,27 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rollback(args: argparse.Namespace) -> int:
+    """Point the registry's ``current`` back at an earlier verified model; record who and why."""
+    import getpass
+
+    from ml_assets.resources.registry import ModelRegistry, RegistryError
+
+    registry = ModelRegistry(base_path=Settings.from_env().registry_base)
+    try:
+        record = registry.rollback(args.to, by=args.by or getpass.getuser(), reason=args.reason)
+    except RegistryError as exc:
+        print(f"rollback: {exc}", file=sys.stderr)
+        return 1
+    before = record["previous"] or {}
+    print(
+        f"rolled back {before.get('name')} ({str(before.get('sha256'))[:12]}) -> "
+        f"{record['name']} ({record['sha256'][:12]}, promoted for {record['partition']}) "
+        f"by {record['by']}: {record['reason']}"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ml-assets", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -232,6 +253,12 @@ def main(argv: list[str] | None = None) -> int:
         "--scheduled", required=True, help="scheduled departure, local: 'YYYY-MM-DD HH:MM'"
     )
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("rollback", help="restore the previous champion (or --to VERSION)")
+    p.add_argument("--to", help="sha256 (or its first 8+ digits) of a registered model")
+    p.add_argument("--reason", required=True, help="why, recorded in the registry's history")
+    p.add_argument("--by", help="who (default: the current user)")
+    p.set_defaults(func=cmd_rollback)
 
     args = parser.parse_args(argv)
     return args.func(args)

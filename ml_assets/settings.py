@@ -79,6 +79,12 @@ class Settings(BaseModel):
     max_concurrent_steps: int = 2
     k8s_max_concurrent_steps: int = 20
 
+    # Reliability (ml_assets/errors.py): step retries for transient faults, SMTP send retries
+    retry_max_retries: int = Field(3, description="Step retries after a transient fault.")
+    retry_delay_s: float = Field(10.0, description="First retry delay; doubles each attempt.")
+    smtp_attempts: int = Field(4, description="SMTP tries when the server answers 4xx or drops.")
+    smtp_retry_delay_s: float = Field(1.0, description="First SMTP retry delay; doubles.")
+
     # Automation and monitoring (ml_assets/automation); the SMTP password is only EnvVar("SMTP_PASSWORD")
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
@@ -156,6 +162,8 @@ class Settings(BaseModel):
             "ML_ASSETS_REDIS": "redis_connection",
             "ML_ASSETS_QUARANTINE_MAX_SHARE": "quarantine_max_share",
             "ML_ASSETS_QUARANTINE_TOLERATED_ROWS": "quarantine_tolerated_rows",
+            "ML_ASSETS_RETRY_MAX": "retry_max_retries",
+            "ML_ASSETS_RETRY_DELAY": "retry_delay_s",
             **AUTOMATION_ENV,
         }
         values.update({field: environ[var] for var, field in overrides.items() if var in environ})

@@ -9,6 +9,7 @@ from ml_assets.assets import OWNERS
 from ml_assets.assets.training import model_key
 from ml_assets.automation.freshness import deployed_model_policy
 from ml_assets.automation.reports import auc_history
+from ml_assets.errors import classified, retry_policy
 from ml_assets.models.catalog import CatalogEntry
 from ml_assets.partitions import daily
 from ml_assets.resources.registry import ModelRegistry
@@ -47,10 +48,11 @@ def build_deployment_asset(settings: Settings, catalog: list[CatalogEntry]) -> d
 
     @dg.asset(
         partitions_def=daily, group_name=GROUP, kinds={"lightgbm"}, owners=OWNERS,
-        code_version="1", io_manager_key="lake", ins={k: dg.AssetIn() for k in entries},
+        code_version="1", io_manager_key="lake", retry_policy=retry_policy(settings), ins={k: dg.AssetIn() for k in entries},
         metadata={"auc_gate": settings.auc_gate},
         freshness_policy=deployed_model_policy(settings),
     )  # fmt: skip
+    @classified
     def deployed_model(
         context: dg.AssetExecutionContext,
         registry: ModelRegistry,

@@ -4,6 +4,7 @@ import dagster as dg
 
 from ml_assets.assets import OWNERS
 from ml_assets.assets.training import model_key
+from ml_assets.errors import classified, retry_policy
 from ml_assets.models.catalog import CatalogEntry
 from ml_assets.partitions import daily
 from ml_assets.settings import Settings
@@ -17,8 +18,9 @@ def build_leaderboard_asset(settings: Settings, catalog: list[CatalogEntry]) -> 
 
     @dg.asset(
         partitions_def=daily, group_name=GROUP, kinds={"pandas", "parquet"}, owners=OWNERS,
-        code_version="2", io_manager_key="lake", ins=ins,
+        code_version="2", io_manager_key="lake", retry_policy=retry_policy(settings), ins=ins,
     )  # fmt: skip
+    @classified
     def model_leaderboard(
         context: dg.AssetExecutionContext, training_set: Frame, **models
     ) -> Frame:

@@ -7,6 +7,7 @@ import dagster as dg
 
 from ml_assets.assets import OWNERS
 from ml_assets.assets.errors import persistent_failures
+from ml_assets.errors import classified, retry_policy
 from ml_assets.partitions import daily
 from ml_assets.resources.feature_store import FeatureStoreResource
 from ml_assets.settings import Settings
@@ -30,8 +31,9 @@ def online_window(day: str, horizon_hours: float) -> tuple[dt.datetime, dt.datet
 def build_feature_store_assets(settings: Settings) -> list:
     @dg.asset(
         partitions_def=daily, group_name=GROUP, kinds={"feast", "parquet"}, owners=OWNERS,
-        code_version="1", io_manager_key="lake",
+        code_version="1", io_manager_key="lake", retry_policy=retry_policy(settings),
     )  # fmt: skip
+    @classified
     def feast_features(
         context: dg.AssetExecutionContext, flight_features: Frame, traffic_features: Frame
     ) -> Frame:
@@ -44,8 +46,9 @@ def build_feature_store_assets(settings: Settings) -> list:
 
     @dg.asset(
         partitions_def=daily, group_name=GROUP, kinds={"feast"}, owners=OWNERS, code_version="1",
-        deps=[feast_features], retry_policy=dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
+        deps=[feast_features], retry_policy=retry_policy(settings),
     )  # fmt: skip
+    @classified
     def online_features(
         context: dg.AssetExecutionContext, feature_store: FeatureStoreResource
     ) -> dg.MaterializeResult:

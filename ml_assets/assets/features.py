@@ -7,6 +7,7 @@ import dagster as dg
 
 from ml_assets.assets import OWNERS
 from ml_assets.assets.errors import persistent_failures
+from ml_assets.errors import classified, retry_policy
 from ml_assets.partitions import daily, trailing
 from ml_assets.resources.landing import LandingZone
 from ml_assets.settings import Settings
@@ -20,10 +21,11 @@ def build_feature_assets(settings: Settings) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         partitions_def=daily, group_name=GROUP, kinds={"pandas", "parquet"}, owners=OWNERS,
-        code_version="2", io_manager_key="lake",
+        code_version="2", io_manager_key="lake", retry_policy=retry_policy(settings),
         ins={"raw_weather": dg.AssetIn(partition_mapping=trailing(2))},
         metadata={"prediction_horizon_hours": horizon},
     )  # fmt: skip
+    @classified
     def flight_features(
         context: dg.AssetExecutionContext,
         landing: LandingZone,
@@ -52,10 +54,11 @@ def build_feature_assets(settings: Settings) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         partitions_def=daily, group_name=GROUP, kinds={"pandas", "parquet"}, owners=OWNERS,
-        code_version="2", io_manager_key="lake",
+        code_version="2", io_manager_key="lake", retry_policy=retry_policy(settings),
         ins={"raw_flights": dg.AssetIn(partition_mapping=trailing(settings.history_days + 1))},
         metadata={"history_days": settings.history_days, "prediction_horizon_hours": horizon},
     )  # fmt: skip
+    @classified
     def traffic_features(context: dg.AssetExecutionContext, raw_flights: Frame) -> Frame:
         """Schedule congestion, trailing delay rates and the day's delays known at prediction time."""
         from ml_assets.checks.contracts import ContractGate

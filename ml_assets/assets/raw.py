@@ -10,6 +10,7 @@ import dagster as dg
 
 from ml_assets.assets import OWNERS
 from ml_assets.assets.errors import persistent_failures
+from ml_assets.errors import classified, retry_policy
 from ml_assets.partitions import daily
 from ml_assets.resources.landing import LandingZone
 from ml_assets.settings import Settings
@@ -21,8 +22,9 @@ GROUP = "raw"
 def build_raw_assets(settings: Settings) -> list[dg.AssetsDefinition]:
     @dg.asset(
         partitions_def=daily, group_name=GROUP, kinds={"pandas", "parquet"}, owners=OWNERS,
-        code_version="2", io_manager_key="lake",
+        code_version="2", io_manager_key="lake", retry_policy=retry_policy(settings),
     )  # fmt: skip
+    @classified
     def raw_flights(context: dg.AssetExecutionContext, landing: LandingZone) -> Frame:
         """One day's departures from the landing zone, typed and keyed by ``flight_id``."""
         from ml_assets.checks.contracts import ContractGate, load_references
@@ -52,8 +54,9 @@ def build_raw_assets(settings: Settings) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         partitions_def=daily, group_name=GROUP, kinds={"pandas", "parquet"}, owners=OWNERS,
-        code_version="2", io_manager_key="lake",
+        code_version="2", io_manager_key="lake", retry_policy=retry_policy(settings),
     )  # fmt: skip
+    @classified
     def raw_weather(context: dg.AssetExecutionContext, landing: LandingZone) -> Frame:
         """One day's hourly weather at EWR, JFK and LGA."""
         from ml_assets.checks.contracts import ContractGate
@@ -78,7 +81,9 @@ def build_raw_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         owners=OWNERS,
         code_version="2",
         io_manager_key="lake",
+        retry_policy=retry_policy(settings),
     )
+    @classified
     def planes(context: dg.AssetExecutionContext, landing: LandingZone) -> Frame:
         """Reference data: one row per tail number (year built, seats, engines)."""
         from ml_assets.checks.contracts import ContractGate

@@ -7,6 +7,7 @@ import dagster as dg
 from ml_assets import k8s
 from ml_assets.assets import OWNERS
 from ml_assets.assets.errors import persistent_failures
+from ml_assets.errors import classified, retry_policy
 from ml_assets.models.catalog import CatalogEntry
 from ml_assets.models.train import TrainedModel
 from ml_assets.partitions import daily, trailing
@@ -15,9 +16,6 @@ from ml_assets.settings import Settings
 from ml_assets.types import Frame
 
 GROUP = "training"
-TRANSIENT_RETRY = dg.RetryPolicy(
-    max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
-)
 
 
 def model_key(entry: CatalogEntry) -> str:
@@ -29,7 +27,7 @@ def build_training_set_asset(settings: Settings) -> dg.AssetsDefinition:
 
     @dg.asset(
         partitions_def=daily, group_name=GROUP, kinds={"pandas", "parquet"}, owners=OWNERS,
-        code_version="2", io_manager_key="lake",
+        code_version="2", io_manager_key="lake", retry_policy=retry_policy(settings),
         ins={"flight_features": dg.AssetIn(partition_mapping=window)},
         deps=[dg.AssetDep("traffic_features", partition_mapping=window),
               dg.AssetDep("feast_features", partition_mapping=window),
@@ -39,6 +37,7 @@ def build_training_set_asset(settings: Settings) -> dg.AssetsDefinition:
         metadata={"window_days": settings.window_days, "holdout_days": settings.holdout_days,
                   "min_training_rows": settings.min_training_rows},
     )  # fmt: skip
+    @classified
     def training_set(
         context: dg.AssetExecutionContext,
         feature_store: FeatureStoreResource,
@@ -92,10 +91,11 @@ def build_model_asset(entry: CatalogEntry, settings: Settings) -> dg.AssetsDefin
         code_version=f"train-1/entry-{entry.version}", io_manager_key="lake",
         description=entry.description or f"LightGBM model {entry.name} from the catalog.",
         op_tags=k8s.op_tags(entry.profile, entry.spot), pool=k8s.pool(entry.profile),
-        retry_policy=TRANSIENT_RETRY,
+        retry_policy=retry_policy(settings),
         metadata={"catalog_entry": entry.model_dump(mode="json"), "profile": entry.profile},
         tags={"profile": entry.profile},
     )  # fmt: skip
+    @classified
     def _model(context: dg.AssetExecutionContext, training_set: Frame) -> TrainedModel:
         from ml_assets.models.evaluate import auc
         from ml_assets.models.features import LABEL

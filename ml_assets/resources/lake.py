@@ -8,6 +8,10 @@ atomically, so a crashed step leaves the previous materialization in place.
 Rows refused by a data contract go to ``<base>/quarantine/<asset>/<partition>.parquet`` with a
 ``failure_reasons`` column. A stored file that is not readable Parquet fails the reading step
 at once (no retries), naming the file, the asset partition and the rule.
+
+Faults while reading or writing are classified (``ml_assets/errors.py``): transient ones (timeouts,
+resets, GCS 429/5xx) reach the step's ``RetryPolicy``; persistent ones fail the step once. Nothing
+is ever unpickled: the lake stores only the three types above and refuses any other.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 
 from ml_assets.atomic import write_atomic
+from ml_assets.errors import fail_fast
+from ml_assets.security import UnsafeNameError, safe_name
 
 if TYPE_CHECKING:
     from upath import UPath
@@ -134,10 +140,32 @@ def load_object(path: UPath) -> Any:
     raise FileNotFoundError(f"nothing in the lake at {path} (.parquet, .model.txt or .json)")
 
 
+def _where(context: dg.InputContext | dg.OutputContext, what: str) -> str:
+    asset = context.asset_key.to_user_string() if context.has_asset_key else "?"
+    keys = context.asset_partition_keys if context.has_asset_partitions else []
+    window = f"[{keys[0]}..{keys[-1]}]" if len(keys) > 1 else f"[{keys[0]}]" if keys else ""
+    return f"{asset}{window}: lake {what}"
+
+
 class LakeIOManager(dg.UPathIOManager):
     """Stores each (asset, partition) as one file set under the lake's base path."""
 
     extension = None
+
+    def make_safe_partition_path(self, base_path: UPath, partition: str) -> UPath:
+        """Partition keys become one path segment; anything else is refused, never escaped."""
+        try:
+            return base_path / safe_name(partition, "partition key")
+        except UnsafeNameError as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        with fail_fast(_where(context, "write")):
+            super().handle_output(context, obj)
+
+    def load_input(self, context: dg.InputContext) -> Any:
+        with fail_fast(_where(context, "read")):
+            return super().load_input(context)
 
     def dump_to_path(self, context: dg.OutputContext, obj: Any, path: UPath) -> None:
         context.add_output_metadata(dump_object(obj, path))

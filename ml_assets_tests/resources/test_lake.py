@@ -158,7 +158,8 @@ def test_io_manager_contexts_use_the_same_layout(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(loaded, _frame(DAY))
 
 
-def test_missing_partition_in_a_window_is_an_error(tmp_path: Path) -> None:
+def test_missing_partition_in_a_window_fails_without_retries(tmp_path: Path) -> None:
+    """Missing upstream data is persistent: the step fails once, naming the window and the file."""
     manager = LakeIOManager(base_path=UPath(tmp_path))
     key = dg.AssetKey("daily_frame")
     manager.handle_output(dg.build_output_context(asset_key=key, partition_key=DAY), _frame(DAY))
@@ -167,8 +168,11 @@ def test_missing_partition_in_a_window_is_an_error(tmp_path: Path) -> None:
         asset_partitions_def=daily,
         asset_partition_key_range=dg.PartitionKeyRange("2013-01-01", DAY),
     )
-    with pytest.raises(FileNotFoundError, match="2013-01-01"):
+    with pytest.raises(
+        dg.Failure, match=r"daily_frame\[2013-01-01..2013-01-02\]: lake read"
+    ) as info:
         manager.load_input(context)
+    assert not info.value.allow_retries and "2013-01-01" in info.value.description
 
 
 def test_documents_round_trip_as_json(tmp_path: Path) -> None:

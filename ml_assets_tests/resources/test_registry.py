@@ -88,8 +88,9 @@ def test_second_promotion_records_the_previous_champion(
     second_record = json.loads(
         (history / f"2013-03-15-{second_model.sha256[:16]}.json").read_text()
     )
-    assert first_record == {**first, "previous": None}
-    assert second_record == {**second, "previous": first}
+    assert first_record.pop("at") < second_record.pop("at")
+    assert first_record == {**first, "action": "promote", "previous": None}
+    assert second_record == {**second, "action": "promote", "previous": first}
     # Both models stay loadable (rollback), each under its own checksum.
     assert registry.load(first_model.sha256)[0] == first_model
     assert registry.load(second_model.sha256)[0] == second_model

@@ -1,0 +1,141 @@
+"""Error taxonomy: transient faults are retried with backoff, persistent ones fail at once.
+
+Transient: network timeouts and resets, HTTP 408/429/5xx (GCS), Postgres or Redis unavailable or
+busy, SMTP 4xx replies. Persistent: everything else (contract violations, missing upstream data,
+bad configuration, code errors), raised as ``dg.Failure(allow_retries=False)`` so the step fails
+once and the failure sensor alerts.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Literal
+
+import dagster as dg
+
+if TYPE_CHECKING:
+    from ml_assets.settings import Settings
+
+Kind = Literal["transient", "persistent"]
+TRANSIENT: Kind = "transient"
+PERSISTENT: Kind = "persistent"
+
+TRANSIENT_ERRNOS = frozenset(
+    {
+        errno.ECONNRESET, errno.ECONNREFUSED, errno.ECONNABORTED, errno.ETIMEDOUT, errno.EPIPE,
+        errno.EAGAIN, errno.EBUSY, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ENETDOWN,
+    }
+)  # fmt: skip
+TRANSIENT_HTTP = frozenset({408, 429, 500, 502, 503, 504})
+# By (module prefix, class name), so classifying never imports redis, psycopg2 or Google clients.
+TRANSIENT_CLASSES = frozenset(
+    {
+        ("redis", "ConnectionError"), ("redis", "TimeoutError"), ("redis", "BusyLoadingError"),
+        ("psycopg2", "OperationalError"), ("psycopg", "OperationalError"),
+        ("sqlalchemy", "OperationalError"), ("sqlalchemy", "DisconnectionError"),
+        ("smtplib", "SMTPServerDisconnected"), ("smtplib", "SMTPConnectError"),
+        ("aiohttp", "ServerDisconnectedError"), ("aiohttp", "ClientConnectionError"),
+        ("requests", "ConnectionError"), ("requests", "Timeout"), ("urllib3", "ProtocolError"),
+        ("google", "RetryError"), ("google", "TransportError"),
+    }
+)  # fmt: skip
+
+
+class TransientError(RuntimeError):
+    """A fault expected to clear by itself (raise it to ask for a retry explicitly)."""
+
+
+def _http_status(exc: BaseException) -> int | None:
+    for attribute in ("status_code", "status", "code"):
+        value = getattr(exc, attribute, None)
+        if isinstance(value, int) and 100 <= value < 600:
+            return value
+    return None
+
+
+def _is_transient(exc: BaseException) -> bool:
+    import smtplib
+
+    if isinstance(exc, TransientError | ConnectionError | TimeoutError):
+        return True
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return 400 <= exc.smtp_code < 500
+    if isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS:
+        return True
+    module = type(exc).__module__.split(".")[0]
+    if any((module, cls.__name__) in TRANSIENT_CLASSES for cls in type(exc).__mro__):
+        return True
+    return _http_status(exc) in TRANSIENT_HTTP and not isinstance(exc, OSError)
+
+
+def classify(exc: BaseException) -> Kind:
+    """``transient`` if ``exc`` or an exception that caused it is a transient fault."""
+    if isinstance(exc, dg.Failure) and not exc.allow_retries:
+        return PERSISTENT
+    return TRANSIENT if _chain_is_transient(exc) else PERSISTENT
+
+
+def _chain_is_transient(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if _is_transient(current):
+            return True
+        current = current.__cause__ or (
+            None if current.__suppress_context__ else current.__context__
+        )
+    return False
+
+
+def retry_policy(settings: Settings) -> dg.RetryPolicy:
+    """Step retries for transient faults: exponential backoff with jitter, from settings."""
+    return dg.RetryPolicy(
+        max_retries=settings.retry_max_retries,
+        delay=settings.retry_delay_s,
+        backoff=dg.Backoff.EXPONENTIAL,
+        jitter=dg.Jitter.PLUS_MINUS,
+    )
+
+
+def persistent_failure(what: str, exc: BaseException) -> dg.Failure:
+    """``Failure(allow_retries=False)`` naming ``what`` and the error's class."""
+    return dg.Failure(
+        description=f"{what}: {exc}",
+        metadata={"error_class": PERSISTENT, "error_type": type(exc).__name__},
+        allow_retries=False,
+    )
+
+
+@contextmanager
+def fail_fast(what: str) -> Iterator[None]:
+    """Let transient faults through (the step's ``RetryPolicy`` retries them); fail the rest once."""
+    try:
+        yield
+    except dg.Failure as exc:
+        if classify(exc) == PERSISTENT and exc.allow_retries:
+            raise dg.Failure(exc.description, metadata=exc.metadata, allow_retries=False) from exc
+        raise
+    except dg.DagsterError:
+        raise
+    except Exception as exc:
+        if classify(exc) == TRANSIENT:
+            raise
+        raise persistent_failure(what, exc) from exc
+
+
+def classified(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Asset body decorator: ``fail_fast`` named after the asset and partition of its context."""
+
+    @functools.wraps(fn)
+    def wrapper(context: dg.AssetExecutionContext, *args: Any, **kwargs: Any) -> Any:
+        what = context.asset_key.to_user_string()
+        if context.has_partition_key:
+            what += f"[{context.partition_key}]"
+        with fail_fast(what):
+            return fn(context, *args, **kwargs)
+
+    return wrapper
