@@ -66,6 +66,7 @@ def small_settings(
         catalog_path=str(write_catalog(root / "catalog.yaml", catalog)),
         window_days=12, holdout_days=3, history_days=7, min_training_rows=3_000,
         auc_gate=0.60, bootstrap_samples=50, executor="in_process",
+        retry_delay_s=0.05, smtp_retry_delay_s=0.05,
     )  # fmt: skip
     return Settings(**(values | overrides))
 

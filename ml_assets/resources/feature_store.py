@@ -77,9 +77,15 @@ class FeatureStoreResource(dg.ConfigurableResource):
         try:
             self.store().materialize(start_date=start, end_date=end)
         except ConnectionError as exc:
-            raise FeatureStoreError(
-                f"online store unreachable ({self.config['online_store']}): {exc}"
-            ) from exc
+            raise self._unreachable(exc) from exc
+
+    def _unreachable(self, exc: BaseException) -> FeatureStoreError:
+        """The error for an unreachable online store; credentials in its config are masked."""
+        from ml_assets.security import redact
+
+        return FeatureStoreError(
+            redact(f"online store unreachable ({self.config['online_store']}): {exc}")
+        )
 
     def online(self, flight_ids: list[str]) -> pd.DataFrame:
         """Online features per flight, with their event timestamps; unknown flights raise."""
@@ -94,9 +100,7 @@ class FeatureStoreResource(dg.ConfigurableResource):
             frame = pd.DataFrame(response.to_dict(include_event_timestamps=True))
         except Exception as exc:
             if _is_connection_error(exc):
-                raise FeatureStoreError(
-                    f"online store unreachable ({self.config['online_store']}): {exc}"
-                ) from exc
+                raise self._unreachable(exc) from exc
             raise
         stamps = [c for c in frame.columns if c.endswith("__ts") and c != "flight_id__ts"]
         seconds = frame[stamps].apply(pd.to_numeric, errors="coerce").fillna(0)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
-from typing import Literal
+from typing import Any, Literal
 
 import dagster as dg
 from pydantic import Field
 
 from ml_assets.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 class Notifier(dg.ConfigurableResource, ABC):
@@ -29,14 +32,35 @@ class SmtpNotifier(Notifier):
     security: Literal["none", "starttls", "ssl"] = "none"
     username: str | None = None
     password: str | None = Field(
-        None, description='Bind dg.EnvVar("SMTP_PASSWORD"), never a literal.'
+        None, description='Bind dg.EnvVar("SMTP_PASSWORD"), never a literal.', repr=False
     )
     timeout_s: float = 20.0
+    attempts: int = Field(4, description="Tries when the server answers 4xx or the link drops.")
+    retry_delay_s: float = Field(1.0, description="First wait between tries; doubles each time.")
 
     def send(self, subject: str, body: str) -> None:
+        """Deliver, retrying transient faults (4xx, resets, timeouts) with backoff; raise the rest."""
+        import time
+
+        from ml_assets.errors import TRANSIENT, classify
+
+        message = self._message(subject, body)
+        for attempt in range(1, self.attempts + 1):
+            try:
+                self._deliver(message)
+                return
+            except Exception as exc:
+                if attempt == self.attempts or classify(exc) != TRANSIENT:
+                    raise
+                wait = self.retry_delay_s * 2 ** (attempt - 1)
+                logger.warning(
+                    "SMTP %s:%s attempt %d/%d failed (transient %s: %s); retrying in %.1f s",
+                    self.host, self.port, attempt, self.attempts, type(exc).__name__, exc, wait,
+                )  # fmt: skip
+                time.sleep(wait)
+
+    def _message(self, subject: str, body: str) -> Any:
         import email.policy
-        import smtplib
-        import ssl
         from email.message import EmailMessage
         from email.utils import make_msgid
 
@@ -47,6 +71,12 @@ class SmtpNotifier(Notifier):
         message["To"] = ", ".join(self.recipients)
         message["Message-ID"] = make_msgid(domain="ml-assets")
         message.set_content(body)
+        return message
+
+    def _deliver(self, message: Any) -> None:
+        import smtplib
+        import ssl
+
         if self.security == "ssl":
             client = smtplib.SMTP_SSL(
                 self.host, self.port, timeout=self.timeout_s, context=ssl.create_default_context()
@@ -74,5 +104,7 @@ def build_notifier(settings: Settings) -> SmtpNotifier:
         sender=settings.smtp_sender,
         recipients=list(settings.smtp_recipients),
         security=settings.smtp_security,
+        attempts=settings.smtp_attempts,
+        retry_delay_s=settings.smtp_retry_delay_s,
         **credentials,
     )

@@ -1,0 +1,141 @@
+"""The error taxonomy: which real client errors are retried, and what fails at once."""
+
+from __future__ import annotations
+
+import errno
+import smtplib
+
+import dagster as dg
+import pytest
+
+from ml_assets.errors import (
+    PERSISTENT,
+    TRANSIENT,
+    TransientError,
+    classify,
+    fail_fast,
+    retry_policy,
+)
+from ml_assets.resources.feature_store import FeatureStoreError
+from ml_assets.resources.lake import CorruptLakeFile
+from ml_assets.resources.registry import RegistryError
+from ml_assets.security import UnsafeNameError
+from ml_assets.settings import Settings
+from ml_assets.sources.landing import LandingError
+
+
+def _transient() -> list[BaseException]:
+    import google.api_core.exceptions as google
+    import psycopg2
+    import redis.exceptions
+    import sqlalchemy.exc
+    from gcsfs.retry import HttpError
+
+    return [
+        ConnectionResetError(errno.ECONNRESET, "reset by peer"),
+        ConnectionRefusedError(errno.ECONNREFUSED, "refused"),
+        TimeoutError("timed out"),
+        OSError(errno.ETIMEDOUT, "timed out"),
+        OSError(errno.EPIPE, "broken pipe"),
+        TransientError("asked for a retry"),
+        redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:6379"),
+        redis.exceptions.TimeoutError("Timeout reading from socket"),
+        redis.exceptions.BusyLoadingError("Redis is loading the dataset in memory"),
+        psycopg2.OperationalError("server closed the connection unexpectedly"),
+        sqlalchemy.exc.OperationalError("INSERT", {}, Exception("terminating connection")),
+        smtplib.SMTPResponseException(451, b"4.3.0 try again later"),
+        smtplib.SMTPServerDisconnected("Connection unexpectedly closed"),
+        google.TooManyRequests("rate limited"),
+        google.ServiceUnavailable("backend error"),
+        HttpError({"code": 503, "message": "backend error"}),
+        HttpError({"code": 429, "message": "rate limited"}),
+    ]
+
+
+def _persistent() -> list[BaseException]:
+    import google.api_core.exceptions as google
+    import redis.exceptions
+    from gcsfs.retry import HttpError
+
+    return [
+        ValueError("bad value"),
+        KeyError("column"),
+        TypeError("code error"),
+        FileNotFoundError(errno.ENOENT, "missing upstream partition"),
+        PermissionError(errno.EACCES, "permission denied"),
+        LandingError("flights for 2013-01-05: file_exists"),
+        CorruptLakeFile("not readable Parquet"),
+        RegistryError("corrupt model"),
+        UnsafeNameError("partition key '../x'"),
+        redis.exceptions.ResponseError("WRONGTYPE"),
+        smtplib.SMTPResponseException(550, b"5.1.1 no such user"),
+        google.NotFound("no such bucket"),
+        google.Forbidden("no access"),
+        HttpError({"code": 403, "message": "forbidden"}),
+        dg.Failure("contract violated", allow_retries=False),
+    ]
+
+
+@pytest.mark.parametrize("make", range(17))
+def test_transient_faults(make: int) -> None:
+    exc = _transient()[make]
+    assert classify(exc) == TRANSIENT, exc
+
+
+@pytest.mark.parametrize("make", range(15))
+def test_persistent_faults(make: int) -> None:
+    exc = _persistent()[make]
+    assert classify(exc) == PERSISTENT, exc
+
+
+def test_lists_are_fully_parametrized() -> None:
+    assert (len(_transient()), len(_persistent())) == (17, 15)
+
+
+def test_a_wrapped_transient_cause_is_transient() -> None:
+    import redis.exceptions
+
+    try:
+        try:
+            raise redis.exceptions.ConnectionError("Error 104 connection reset")
+        except redis.exceptions.ConnectionError as exc:
+            raise FeatureStoreError("online store unreachable") from exc
+    except FeatureStoreError as wrapped:
+        assert classify(wrapped) == TRANSIENT
+    assert classify(FeatureStoreError("no features for flight x")) == PERSISTENT
+
+
+def test_fail_fast_lets_transient_faults_reach_the_retry_policy() -> None:
+    with pytest.raises(ConnectionResetError), fail_fast("raw_flights[2013-01-05]"):
+        raise ConnectionResetError(errno.ECONNRESET, "reset")
+
+
+def test_fail_fast_turns_persistent_faults_into_failures_without_retries() -> None:
+    with pytest.raises(dg.Failure) as info, fail_fast("raw_flights[2013-01-05]"):
+        raise KeyError("dep_delay")
+    assert not info.value.allow_retries
+    assert info.value.description == "raw_flights[2013-01-05]: 'dep_delay'"
+    assert info.value.metadata["error_type"].value == "KeyError"
+    with pytest.raises(dg.Failure) as info, fail_fast("x"):
+        raise dg.Failure("keep me", metadata={"rule": "r"})
+    assert not info.value.allow_retries and info.value.metadata["rule"].value == "r"
+
+
+def test_retry_policy_comes_from_settings(settings: Settings) -> None:
+    policy = retry_policy(settings.model_copy(update={"retry_max_retries": 5, "retry_delay_s": 2}))
+    assert (policy.max_retries, policy.delay) == (5, 2)
+    assert policy.backoff == dg.Backoff.EXPONENTIAL and policy.jitter == dg.Jitter.PLUS_MINUS
+    prod = Settings.from_env({"ML_ASSETS_RETRY_MAX": "2", "ML_ASSETS_RETRY_DELAY": "30"})
+    assert (prod.retry_max_retries, prod.retry_delay_s) == (2, 30.0)
+
+
+def test_every_asset_has_the_retry_policy(settings: Settings) -> None:
+    from ml_assets.definitions import build_defs
+
+    defs = build_defs(settings)
+    graph = defs.resolve_asset_graph()
+    policies = {
+        key.to_user_string(): graph.get(key).assets_def.op.retry_policy
+        for key in graph.materializable_asset_keys
+    }
+    assert policies and all(p == retry_policy(settings) for p in policies.values()), policies
