@@ -10,13 +10,15 @@ if TYPE_CHECKING:
     from upath import UPath
 
 LOCAL_PROTOCOLS = ("", "file", "local")
+STALE_TEMP_S = 3600.0  # a writer killed mid-write leaves its temp file; older ones are swept
 
 
 def write_atomic(path: UPath, data: bytes) -> None:
     """Write ``data`` so readers see the old file or the new one, never a partial one.
 
     Locally: temp file in the same folder, fsync, ``os.replace``. Object stores (GCS) publish an
-    object only once its upload completes, so a direct write is already atomic there.
+    object only once its upload completes, so a direct write is already atomic there. Temp files
+    of the same target left by a killed writer are removed once older than ``STALE_TEMP_S``.
     """
     if path.protocol not in LOCAL_PROTOCOLS:
         path.write_bytes(data)
@@ -33,3 +35,22 @@ def write_atomic(path: UPath, data: bytes) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    sweep_stale_temps(path.path)
+
+
+def sweep_stale_temps(target: str, older_than_s: float = STALE_TEMP_S) -> list[str]:
+    """Remove ``target``'s temp files older than ``older_than_s`` (a live writer's are younger)."""
+    import time
+
+    folder, prefix = os.path.dirname(target), f".{os.path.basename(target)}."
+    cutoff, removed = time.time() - older_than_s, []
+    for name in os.listdir(folder):
+        candidate = os.path.join(folder, name)
+        if name.startswith(prefix) and name.endswith(".tmp"):
+            try:
+                if os.stat(candidate).st_mtime < cutoff:
+                    os.unlink(candidate)
+                    removed.append(candidate)
+            except FileNotFoundError:
+                continue
+    return removed
