@@ -18,7 +18,7 @@ class UnsafeNameError(ValueError):
 
 def safe_name(value: object, what: str) -> str:
     """``value`` if it is one plain path segment (no ``/``, ``\\``, ``..``, not absolute)."""
-    if not isinstance(value, str) or not _NAME.match(value) or ".." in value:
+    if not isinstance(value, str) or not _NAME.fullmatch(value) or ".." in value:
         raise UnsafeNameError(
             f"{what} {value!r} is refused (rule safe_name): one segment of letters, digits, "
             "'_', '-', '.' or '=', no path separators, no '..', not absolute"
@@ -28,7 +28,7 @@ def safe_name(value: object, what: str) -> str:
 
 def safe_sha256(value: object, what: str = "model version") -> str:
     """A full lower-case sha256 hex digest."""
-    if not isinstance(value, str) or not _SHA256.match(value):
+    if not isinstance(value, str) or not _SHA256.fullmatch(value):
         raise UnsafeNameError(
             f"{what} {value!r} is refused (rule sha256): 64 lower-case hex digits"
         )
