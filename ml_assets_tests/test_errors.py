@@ -139,3 +139,30 @@ def test_every_asset_has_the_retry_policy(settings: Settings) -> None:
         for key in graph.materializable_asset_keys
     }
     assert policies and all(p == retry_policy(settings) for p in policies.values()), policies
+
+
+def test_a_code_error_fails_once_and_a_transient_fault_is_retried(settings: Settings) -> None:
+    """Through Dagster: ``@classified`` bodies under the settings' ``RetryPolicy``."""
+    from ml_assets.errors import classified
+
+    calls = {"buggy": 0, "flaky": 0}
+
+    @dg.asset(retry_policy=retry_policy(settings))
+    @classified
+    def buggy(context):  # no annotations: this module uses postponed annotations
+        calls["buggy"] += 1
+        return None + 1  # a bug: persistent
+
+    @dg.asset(retry_policy=retry_policy(settings))
+    @classified
+    def flaky(context):
+        calls["flaky"] += 1
+        if calls["flaky"] < 3:
+            raise TimeoutError("read timed out")
+
+    result = dg.materialize([buggy, flaky], raise_on_error=False)
+    assert calls == {"buggy": 1, "flaky": 3}
+    [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    assert failure.step_key == "buggy"
+    description = failure.step_failure_data.user_failure_data.description
+    assert description.startswith("buggy: unsupported operand type")
