@@ -30,6 +30,12 @@ TRANSIENT_ERRNOS = frozenset(
     }
 )  # fmt: skip
 TRANSIENT_HTTP = frozenset({408, 429, 500, 502, 503, 504})
+REDIS_BUSY = (
+    "BUSY",
+    "LOADING",
+    "TRYAGAIN",
+    "MASTERDOWN",
+)  # replies of a busy or failing-over Redis
 # By (module prefix, class name), so classifying never imports redis, psycopg2 or Google clients.
 TRANSIENT_CLASSES = frozenset(
     {
@@ -67,6 +73,8 @@ def _is_transient(exc: BaseException) -> bool:
         return True
     module = type(exc).__module__.split(".")[0]
     if any((module, cls.__name__) in TRANSIENT_CLASSES for cls in type(exc).__mro__):
+        return True
+    if module == "redis" and str(exc).startswith(REDIS_BUSY):
         return True
     return _http_status(exc) in TRANSIENT_HTTP and not isinstance(exc, OSError)
 

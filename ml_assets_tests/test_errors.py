@@ -41,6 +41,7 @@ def _transient() -> list[BaseException]:
         redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:6379"),
         redis.exceptions.TimeoutError("Timeout reading from socket"),
         redis.exceptions.BusyLoadingError("Redis is loading the dataset in memory"),
+        redis.exceptions.ResponseError("BUSY Redis is busy running a script"),
         psycopg2.OperationalError("server closed the connection unexpectedly"),
         sqlalchemy.exc.OperationalError("INSERT", {}, Exception("terminating connection")),
         smtplib.SMTPResponseException(451, b"4.3.0 try again later"),
@@ -76,7 +77,7 @@ def _persistent() -> list[BaseException]:
     ]
 
 
-@pytest.mark.parametrize("make", range(17))
+@pytest.mark.parametrize("make", range(18))
 def test_transient_faults(make: int) -> None:
     exc = _transient()[make]
     assert classify(exc) == TRANSIENT, exc
@@ -89,7 +90,7 @@ def test_persistent_faults(make: int) -> None:
 
 
 def test_lists_are_fully_parametrized() -> None:
-    assert (len(_transient()), len(_persistent())) == (17, 15)
+    assert (len(_transient()), len(_persistent())) == (18, 15)
 
 
 def test_a_wrapped_transient_cause_is_transient() -> None:
