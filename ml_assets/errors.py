@@ -127,8 +127,8 @@ def fail_fast(what: str) -> Iterator[None]:
         if classify(exc) == PERSISTENT and exc.allow_retries:
             raise dg.Failure(exc.description, metadata=exc.metadata, allow_retries=False) from exc
         raise
-    except dg.DagsterError:
-        raise
+    except (dg.DagsterError, dg.RetryRequested):
+        raise  # Dagster's own control flow (e.g. a step asking to be retried after preemption)
     except Exception as exc:
         if classify(exc) == TRANSIENT:
             raise

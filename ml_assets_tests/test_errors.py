@@ -122,6 +122,11 @@ def test_fail_fast_turns_persistent_faults_into_failures_without_retries() -> No
     assert not info.value.allow_retries and info.value.metadata["rule"].value == "r"
 
 
+def test_fail_fast_leaves_dagster_control_flow_alone() -> None:
+    with pytest.raises(dg.RetryRequested), fail_fast("model__gbdt[2013-01-05]"):
+        raise dg.RetryRequested(max_retries=2)
+
+
 def test_retry_policy_comes_from_settings(settings: Settings) -> None:
     policy = retry_policy(settings.model_copy(update={"retry_max_retries": 5, "retry_delay_s": 2}))
     assert (policy.max_retries, policy.delay) == (5, 2)
