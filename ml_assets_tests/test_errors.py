@@ -172,3 +172,17 @@ def test_a_code_error_fails_once_and_a_transient_fault_is_retried(settings: Sett
     assert failure.step_key == "buggy"
     description = failure.step_failure_data.user_failure_data.description
     assert description.startswith("buggy: unsupported operand type")
+
+
+def test_persistent_failures_blocks_let_other_exceptions_reach_outer_contexts() -> None:
+    """A guard around the block (e.g. checkpointed training) still sees its own exceptions."""
+    from ml_assets.assets.errors import persistent_failures
+
+    class Interrupted(Exception):
+        pass
+
+    with pytest.raises(Interrupted), persistent_failures("model__gbdt[2013-01-05]"):
+        raise Interrupted("SIGTERM")
+    failure = pytest.raises(dg.Failure, match="model__gbdt\\[2013-01-05\\]: no rows")
+    with failure, persistent_failures("model__gbdt[2013-01-05]"):
+        raise ValueError("no rows")
