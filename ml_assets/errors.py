@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
@@ -136,14 +137,27 @@ def fail_fast(what: str) -> Iterator[None]:
 
 
 def classified(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Asset body decorator: ``fail_fast`` named after the asset and partition of its context."""
+    """Asset body decorator: ``fail_fast`` named after the step and partition of its context.
+
+    Works for plain and generator bodies (``@dg.multi_asset`` yielding outputs).
+    """
+
+    def name(context: dg.AssetExecutionContext) -> str:
+        what = context.op_def.name
+        return f"{what}[{context.partition_key}]" if context.has_partition_key else what
+
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def generator(context: dg.AssetExecutionContext, *args: Any, **kwargs: Any) -> Any:
+            with fail_fast(name(context)):
+                yield from fn(context, *args, **kwargs)
+
+        return generator
 
     @functools.wraps(fn)
     def wrapper(context: dg.AssetExecutionContext, *args: Any, **kwargs: Any) -> Any:
-        what = context.asset_key.to_user_string()
-        if context.has_partition_key:
-            what += f"[{context.partition_key}]"
-        with fail_fast(what):
+        with fail_fast(name(context)):
             return fn(context, *args, **kwargs)
 
     return wrapper

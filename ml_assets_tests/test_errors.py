@@ -186,3 +186,18 @@ def test_persistent_failures_blocks_let_other_exceptions_reach_outer_contexts() 
     failure = pytest.raises(dg.Failure, match="model__gbdt\\[2013-01-05\\]: no rows")
     with failure, persistent_failures("model__gbdt[2013-01-05]"):
         raise ValueError("no rows")
+
+
+def test_classified_generator_bodies_of_multi_assets() -> None:
+    from ml_assets.errors import classified
+
+    @dg.multi_asset(outs={"a": dg.AssetOut(), "b": dg.AssetOut()}, name="both")
+    @classified
+    def both(context):
+        yield dg.Output(1, output_name="a")
+        raise KeyError("b's column")
+
+    result = dg.materialize([both], raise_on_error=False)
+    [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    data = failure.step_failure_data.user_failure_data
+    assert data.description == 'both: "b\'s column"' and result.output_for_node("both", "a") == 1
