@@ -86,17 +86,33 @@ def decode_column(raw: list[bytes | None]) -> np.ndarray | list[Any]:
 class OnlineFeatureReader:
     """Reads a feature service for many entity rows: one query per view, or one pipelined HMGET."""
 
-    def __init__(self, views: list[ViewSpec], backend: _Backend, key_encoder: Any) -> None:
+    def __init__(
+        self,
+        views: list[ViewSpec],
+        backend: _Backend,
+        key_encoder: Any,
+        key_sources: dict[str, str] | None = None,
+    ) -> None:
         self.views = views
         self._backend = backend
         self._encode = key_encoder
+        self._key_sources = key_sources or {}
         self._groups: dict[tuple[str, ...], list[ViewSpec]] = {}
         for view in views:
             self._groups.setdefault(view.join_keys, []).append(view)
 
     @classmethod
-    def for_service(cls, store: feast.FeatureStore, service_name: str) -> OnlineFeatureReader:
-        """Resolve ``service_name``'s views from the registry and connect to the online store."""
+    def for_service(
+        cls,
+        store: feast.FeatureStore,
+        service_name: str,
+        key_sources: dict[str, str] | None = None,
+    ) -> OnlineFeatureReader:
+        """Resolve ``service_name``'s views from the registry and connect to the online store.
+
+        ``key_sources`` names join keys that a served feature provides (``plane_id`` from the
+        flight's ``tailnum``) when the entity row does not carry them.
+        """
         service = store.get_feature_service(service_name)
         views = []
         for projection in service.feature_view_projections:
@@ -116,26 +132,60 @@ class OnlineFeatureReader:
             backend = _RedisBackend(config.online_store, config.project)
         else:
             raise ValueError(f"no lean online reader for online store type {kind!r}")
-        return cls(views, backend, _entity_key_encoder(config.entity_key_serialization_version))
+        encoder = _entity_key_encoder(config.entity_key_serialization_version)
+        return cls(views, backend, encoder, key_sources)
 
     def read(self, entity_rows: list[dict[str, Any]]) -> OnlineBatch:
-        """Every service feature for each entity row (keyed by the views' join keys)."""
+        """Every service feature for each entity row (keyed by the views' join keys).
+
+        Views whose join keys the rows carry are read first; the others once a served feature
+        has provided their key (``key_sources``).
+        """
         n = len(entity_rows)
         columns: dict[str, Any] = {}
         stamps: list[list[dt.datetime]] = [[] for _ in range(n)]
         missing: list[list[str]] = [[] for _ in range(n)]
-        for join_keys, views in self._groups.items():
-            keys = [self._encode(join_keys, row) for row in entity_rows]
-            for view, (raw, event_ts) in zip(views, self._backend.read(views, keys), strict=True):
-                for feature in view.features:
-                    columns[feature] = decode_column(raw[feature])
-                for i, stamp in enumerate(event_ts):
-                    (missing[i].append(view.name) if stamp is None else stamps[i].append(stamp))
+        given = set.intersection(*(set(r) for r in entity_rows)) if entity_rows else set()
+        pending = dict(self._groups)
+        while pending:
+            ready = [k for k in pending if all(self._has(key, given, columns) for key in k)]
+            if not ready:
+                wanted = sorted({key for k in pending for key in k} - given)
+                raise KeyError(f"entity rows lack join keys {wanted} (given: {sorted(given)})")
+            for join_keys in ready:
+                views = pending.pop(join_keys)
+                rows = [self._keys_of(join_keys, entity_rows, columns, i) for i in range(n)]
+                keys = [self._encode(join_keys, row) for row in rows]
+                read = self._backend.read(views, keys)
+                for view, (raw, event_ts) in zip(views, read, strict=True):
+                    for feature in view.features:
+                        columns[feature] = decode_column(raw[feature])
+                    for i, stamp in enumerate(event_ts):
+                        if stamp is None:
+                            missing[i].append(view.name)
+                        else:
+                            stamps[i].append(stamp)
         return OnlineBatch(
             columns=columns,
             event_ts=[max(s) if s else None for s in stamps],
             missing_views=[tuple(m) for m in missing],
         )
+
+    def _has(self, key: str, given: set[str], columns: dict[str, Any]) -> bool:
+        return key in given or self._key_sources.get(key) in columns
+
+    def _keys_of(
+        self, join_keys: tuple[str, ...], rows: list[dict[str, Any]], columns: dict, i: int
+    ) -> dict[str, Any]:
+        """Row ``i``'s values of ``join_keys``, from the entity row or the feature providing it."""
+        out = {}
+        for key in join_keys:
+            if key in rows[i]:
+                out[key] = rows[i][key]
+            else:
+                value = columns[self._key_sources[key]][i]
+                out[key] = "" if value is None else value
+        return out
 
 
 def _entity_key_encoder(version: int) -> Any:
