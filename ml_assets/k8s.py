@@ -63,6 +63,19 @@ def k8s_config(profile: str, spot: bool = False) -> dict[str, Any]:
     return config
 
 
+def per_step_config(timeouts: dict[str, float], grace_s: int) -> dict[str, dict[str, Any]]:
+    """``per_step_k8s_config`` of the k8s executor (deep-merged over op tags): each op's Job ends
+    at its time limit (``activeDeadlineSeconds``); its pod gets ``grace_s`` between SIGTERM and
+    SIGKILL (``terminationGracePeriodSeconds``) to write a final checkpoint."""
+    return {
+        op: {
+            "job_spec_config": {"active_deadline_seconds": max(1, int(seconds))},
+            "pod_spec_config": {"termination_grace_period_seconds": int(grace_s)},
+        }
+        for op, seconds in sorted(timeouts.items())
+    }
+
+
 def op_tags(profile: str, spot: bool = False) -> dict[str, Any]:
     """The ``dagster-k8s/config`` op tag for a profile, plus readable profile/spot tags."""
     return {
