@@ -16,9 +16,8 @@ import pytest
 
 from ml_assets.models.checkpoint import Checkpoint, TrainingGuard, fingerprint, resumable
 from ml_assets.models.evaluate import auc
-from ml_assets.models.features import LABEL, build_flight_features, build_traffic_features
+from ml_assets.models.features import LABEL
 from ml_assets.models.train import fit, holdout, predict
-from ml_assets.models.training_set import build_training_set
 from ml_assets.settings import PROJECT_ROOT
 from ml_assets_tests import _samples
 from ml_assets_tests.models.train_child import ENTRY, EVERY, store
@@ -30,16 +29,7 @@ AUC_TOLERANCE = 0.02
 
 @pytest.fixture(scope="module")
 def training_set() -> pd.DataFrame:
-    planes, flights, traffic = _samples.planes(), [], []
-    for day in _samples.days(FIRST, LAST):
-        weather = _samples.weather(_samples.shift_day(day, -1), day)
-        flights.append(build_flight_features(_samples.flights(day), weather, planes, 2.0))
-        window = _samples.days(_samples.shift_day(day, -3), day)
-        traffic.append(build_traffic_features(_samples.flights(*window), day, 2.0))
-    frame, _ = build_training_set(
-        pd.concat(flights, ignore_index=True), pd.concat(traffic, ignore_index=True), LAST, 3
-    )
-    return frame
+    return _samples.training_set(FIRST, LAST, HOLDOUT_DAYS)
 
 
 @pytest.fixture(scope="module")
