@@ -55,7 +55,9 @@ def build_executor(
         return k8s_job_executor.configured(
             {
                 "max_concurrent": settings.k8s_max_concurrent_steps,
-                "step_k8s_config": default_step_config(),
+                "step_k8s_config": default_step_config(
+                    settings.default_step_timeout_s, settings.preemption_grace_s
+                ),
                 "per_step_k8s_config": per_step_config(
                     step_timeouts or {}, settings.preemption_grace_s
                 ),
