@@ -39,6 +39,7 @@ RUNTIME_ENV = {
     "ML_ASSETS_SLOW_STEP_WARNING_S": "slow_step_warning_s",
     "ML_ASSETS_CHECKPOINT_EVERY": "checkpoint_every",
     "ML_ASSETS_PREEMPTION_GRACE_S": "preemption_grace_s",
+    "ML_ASSETS_WATCHDOG_INTERVAL": "watchdog_interval_s",
 }
 # Step time limits per asset group (models: per catalog entry, else model_timeout_s).
 STEP_TIMEOUTS = {"raw": 1800.0, "features": 3600.0, "training": 3600.0, "evaluation": 1800.0,
@@ -140,6 +141,7 @@ class Settings(BaseModel):
         60, ge=1, description="SIGTERM -> final checkpoint; the pod's termination grace period."
     )
     preemption_max_retries: int = Field(3, ge=0, description="Retries of a preempted step.")
+    watchdog_interval_s: int = Field(30, ge=1, description="step_watchdog sensor interval.")
 
     @field_validator("step_timeouts_s", mode="before")
     @classmethod
