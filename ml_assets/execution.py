@@ -11,6 +11,7 @@ from ml_assets.settings import Settings
 DAILY_JOB = "daily_pipeline"
 FEATURES_JOB = "features_pipeline"
 REFERENCE_JOB = "reference_data"
+MODELS_JOB = "models_pipeline"
 
 DAILY_GROUPS = ("raw", "features", "training", "evaluation", "deployment")
 
@@ -33,6 +34,9 @@ def build_jobs(
                             description="The whole daily pipeline for one day: ingest to deployment."),
         dg.define_asset_job(FEATURES_JOB, selection=dg.AssetSelection.groups("raw", "features") - dg.AssetSelection.assets("planes") - dg.AssetSelection.checks(*SENSOR_EVALUATED_CHECKS),
                             partitions_def=daily, tags=tags, description="Ingestion and features only (cheap; for backfills)."),
+        dg.define_asset_job(MODELS_JOB, selection=dg.AssetSelection.groups("training") - dg.AssetSelection.assets("training_set"),
+                            partitions_def=daily, tags={GPU_RUN_TAG: str(gpu).lower(), **tags},
+                            description="Retrain the catalog's models for a day from its stored training set."),
         dg.define_asset_job(REFERENCE_JOB, selection=dg.AssetSelection.assets("planes"), tags=tags,
                             description="Reload the static reference tables."),
     ]  # fmt: skip
