@@ -2,10 +2,12 @@
 retried from the failed step, which resumes from the training checkpoint.
 
 The real ``dagster-daemon`` with the project's ``dagster.yaml`` (run monitoring, run retries)
-launches ``models_pipeline[DAY]`` through its code server; the test SIGKILLs the run worker
-while ``model__slow`` trains (after ``model__fast`` succeeded). The code server marks the run
-failed, run retries launch a FROM_FAILURE retry that runs only ``model__slow``, and that step
-continues from its last checkpoint. ``uv run pytest -m slow -s`` prints the figures.
+launches ``models_pipeline[DAY]`` through its code server. While ``model__slow`` trains (after
+``model__fast`` succeeded), ``step_watchdog`` emails a slow-step alert (hard warning lowered to
+1 s), then the test SIGKILLs the run worker. The code server marks the run failed
+(``email_on_failure`` says so), run retries launch a FROM_FAILURE retry that runs only
+``model__slow``, and that step continues from its last checkpoint.
+``uv run pytest -m slow -s`` prints the figures.
 """
 
 from __future__ import annotations
@@ -23,17 +25,19 @@ import dagster as dg
 import pytest
 import yaml
 
+from ml_assets.automation.sink import Inbox, start_sink
 from ml_assets.execution import MODELS_JOB
 from ml_assets.resources.checkpoints import CheckpointStore
 from ml_assets.settings import Settings
 from ml_assets_tests import _samples
+from ml_assets_tests.automation.conftest import free_port
 from ml_assets_tests.conftest import write_catalog
 from ml_assets_tests.e2e.test_daemon import instance_yaml, write_workspace
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
 FIRST, DAY = "2013-02-05", "2013-02-14"
-ROUNDS, EVERY, KILL_AFTER = 1500, 25, 100
+ROUNDS, EVERY, KILL_AFTER = 2500, 25, 100
 PARAMS = {"boosting": "gbdt", "learning_rate": 0.02, "num_leaves": 15, "feature_fraction": 0.8}
 CATALOG = {"models": [
     {"name": "fast", "params": PARAMS, "num_boost_round": 5},
@@ -57,7 +61,20 @@ def steps_started(instance: dg.DagsterInstance, run_id: str) -> set[str]:
     return {e.step_key for e in events}
 
 
-def test_killed_run_worker_is_retried_from_the_failed_step(tmp_path: Path) -> None:
+@pytest.fixture
+def sink():
+    inbox, port = Inbox(), free_port()
+    controller = start_sink("127.0.0.1", port, inbox)
+    yield inbox, port
+    controller.stop()
+
+
+def subjects(inbox: Inbox) -> list[str]:
+    return [" ".join(str(m["Subject"]).split()) for m in inbox.messages]
+
+
+def test_killed_run_worker_is_retried_from_the_failed_step(tmp_path: Path, sink) -> None:
+    inbox, port = sink
     home = tmp_path / "home"
     home.mkdir()
     (home / "dagster.yaml").write_text(yaml.safe_dump(instance_yaml(home)))
@@ -69,7 +86,9 @@ def test_killed_run_worker_is_retried_from_the_failed_step(tmp_path: Path) -> No
         "ML_ASSETS_EXECUTOR": "in_process",
         "ML_ASSETS_CATALOG": str(write_catalog(tmp_path / "catalog.yaml", CATALOG)),
         "ML_ASSETS_CHECKPOINT_EVERY": str(EVERY),
-        "ML_ASSETS_SMTP_PORT": "9",  # no SMTP server: the email sensors' ticks fail, runs do not
+        "ML_ASSETS_SMTP_PORT": str(port),
+        "ML_ASSETS_SLOW_STEP_WARNING_S": "1",
+        "ML_ASSETS_WATCHDOG_INTERVAL": "1",
         "PATH": f"{BIN}:{os.environ['PATH']}",
     }
     settings = Settings.from_env(env)
@@ -93,6 +112,12 @@ def test_killed_run_worker_is_retried_from_the_failed_step(tmp_path: Path) -> No
         assert launched.returncode == 0, launched.stderr[-3000:]
         with dg.DagsterInstance.from_config(str(home)) as instance:
             [first] = instance.get_runs(filters=dg.RunsFilter(job_name=MODELS_JOB))
+
+            def slow_step_alerted() -> bool:
+                return any("slow_step" in s for s in subjects(inbox))
+
+            wait_for("the slow-step alert while model__slow trains", slow_step_alerted, log_path)
+            assert instance.get_run_by_id(first.run_id).status == dg.DagsterRunStatus.STARTED
 
             def worker_pid() -> int | None:
                 if not checkpoint.exists():
@@ -136,6 +161,11 @@ def test_killed_run_worker_is_retried_from_the_failed_step(tmp_path: Path) -> No
                 dg.AssetRecordsFilter(asset_key=dg.AssetKey("model__slow")), limit=1
             ).records
             facts = {k: v.value for k, v in record.asset_materialization.metadata.items()}
+            failure = wait_for(
+                "the failure email",
+                lambda: [m for m in inbox.messages if "FAILED" in str(m["Subject"])],
+                log_path, 60,
+            )[0].get_content()  # fmt: skip
     finally:
         os.killpg(daemon.pid, signal.SIGTERM)
         try:
@@ -145,6 +175,10 @@ def test_killed_run_worker_is_retried_from_the_failed_step(tmp_path: Path) -> No
         log.close()
 
     assert crash, "no engine event explains the failure"
+    alert = next(m for m in inbox.messages if "slow_step" in str(m["Subject"])).get_content()
+    assert f"[slow_step] {MODELS_JOB}[{DAY}] run {first.run_id[:8]} step model__slow: " in alert
+    assert "past the 1 s warning" in alert
+    assert f"Run {first.run_id} of job {MODELS_JOB} failed." in failure
     assert started_first == {"model__fast", "model__slow"}
     assert retry.status == dg.DagsterRunStatus.SUCCESS, log_path.read_text()[-3000:]
     assert retry.tags["dagster/retry_number"] == "1"
@@ -155,7 +189,8 @@ def test_killed_run_worker_is_retried_from_the_failed_step(tmp_path: Path) -> No
     assert facts["iterations_trained"] == ROUNDS - facts["resumed_from_iteration"]
     assert not checkpoint.exists()
     print(
-        f"\nkilled run worker: {crash[0]}\n"
+        f"\nslow-step alert while running:\n{alert}\nfailure email:\n{failure}\n"
+        f"killed run worker: {crash[0]}\n"
         f"  killed at checkpoint {killed_at}/{ROUNDS}; marked failed after "
         f"{detected - killed:.1f} s; retry {retry.run_id[:8]} "
         f"ran {sorted(started_retry)}, resumed from {facts['resumed_from_iteration']} and trained "
