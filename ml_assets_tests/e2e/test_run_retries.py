@@ -179,6 +179,8 @@ def test_killed_run_worker_is_retried_from_the_failed_step(tmp_path: Path, sink)
     assert f"[slow_step] {MODELS_JOB}[{DAY}] run {first.run_id[:8]} step model__slow: " in alert
     assert "past the 1 s warning" in alert
     assert f"Run {first.run_id} of job {MODELS_JOB} failed." in failure
+    assert "last engine event: [DagsterApiServer] Run execution process" in failure
+    assert "terminated by signal 9 (SIGKILL)" in failure
     assert started_first == {"model__fast", "model__slow"}
     assert retry.status == dg.DagsterRunStatus.SUCCESS, log_path.read_text()[-3000:]
     assert retry.tags["dagster/retry_number"] == "1"
