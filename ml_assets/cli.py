@@ -168,13 +168,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     """Score one flight from the online store with the deployed model."""
     from ml_assets.resources.feature_store import FeatureStoreError, build_feature_store
     from ml_assets.resources.registry import ModelRegistry, RegistryError
-    from ml_assets.serving import flight_id, predict
+    from ml_assets.serving import Flight, predict
 
     settings = Settings.from_env()
-    key = flight_id(args.carrier, args.flight, args.origin, args.dest, args.scheduled)
+    flight = Flight(args.carrier, args.flight, args.origin, args.dest, args.scheduled, args.tailnum)
     try:
         result = predict(
-            build_feature_store(settings), ModelRegistry(base_path=settings.registry_base), key
+            build_feature_store(settings), ModelRegistry(base_path=settings.registry_base), flight
         )
     except (FeatureStoreError, RegistryError) as exc:
         print(f"predict: {exc}", file=sys.stderr)
@@ -252,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--scheduled", required=True, help="scheduled departure, local: 'YYYY-MM-DD HH:MM'"
     )
+    p.add_argument("--tailnum", help="tail number of the plane (for plane features)")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("rollback", help="restore the previous champion (or --to VERSION)")

@@ -23,6 +23,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
     from ml_assets.resources.lake import LakeIOManagerFactory
     from ml_assets.resources.landing import LandingZone
     from ml_assets.resources.registry import ModelRegistry
+    from ml_assets.timeouts import run_tags, step_timeouts
 
     catalog = load_catalog(settings.catalog_path)
     core = dg.Definitions(
@@ -35,8 +36,9 @@ def build_defs(settings: Settings) -> dg.Definitions:
             build_deployment_asset(settings, catalog),
         ],
         asset_checks=build_contract_checks(settings),
-        jobs=build_jobs(gpu=any(entry.profile == "gpu" for entry in catalog)),
-        executor=build_executor(settings),
+        jobs=build_jobs(
+            gpu=any(entry.profile == "gpu" for entry in catalog), tags=run_tags(settings)
+        ),
         resources={
             "lake": LakeIOManagerFactory(base_path=settings.lake_base),
             "landing": LandingZone(base_path=settings.landing_base),
@@ -44,7 +46,10 @@ def build_defs(settings: Settings) -> dg.Definitions:
             "feature_store": build_feature_store(settings),
         },
     )
-    return dg.Definitions.merge(core, build_automation_defs(settings))
+    executor = build_executor(settings, step_timeouts(settings, core.assets or [], catalog))
+    return dg.Definitions.merge(
+        core, build_automation_defs(settings), dg.Definitions(executor=executor)
+    )
 
 
 @dg.definitions

@@ -111,9 +111,11 @@ def retry_policy(settings: Settings) -> dg.RetryPolicy:
 
 
 def persistent_failure(what: str, exc: BaseException) -> dg.Failure:
-    """``Failure(allow_retries=False)`` naming ``what`` and the error's class."""
+    """``Failure(allow_retries=False)`` naming ``what`` and the error's class; secrets masked."""
+    from ml_assets.security import redact
+
     return dg.Failure(
-        description=f"{what}: {exc}",
+        description=redact(f"{what}: {exc}"),
         metadata={"error_class": PERSISTENT, "error_type": type(exc).__name__},
         allow_retries=False,
     )

@@ -63,6 +63,20 @@ def k8s_config(profile: str, spot: bool = False) -> dict[str, Any]:
     return config
 
 
+def per_step_config(timeouts: dict[str, float], grace_s: int) -> dict[str, dict[str, Any]]:
+    """``per_step_k8s_config`` of the k8s executor (deep-merged over op tags): each op's Job ends
+    at its time limit plus the grace period (``activeDeadlineSeconds``, counted from the Job's
+    start, so the step's own, clearer timeout fires first); its pod gets ``grace_s`` between
+    SIGTERM and SIGKILL (``terminationGracePeriodSeconds``) to write a final checkpoint."""
+    return {
+        op: {
+            "job_spec_config": {"active_deadline_seconds": int(seconds) + int(grace_s)},
+            "pod_spec_config": {"termination_grace_period_seconds": int(grace_s)},
+        }
+        for op, seconds in sorted(timeouts.items())
+    }
+
+
 def op_tags(profile: str, spot: bool = False) -> dict[str, Any]:
     """The ``dagster-k8s/config`` op tag for a profile, plus readable profile/spot tags."""
     return {
@@ -72,9 +86,17 @@ def op_tags(profile: str, spot: bool = False) -> dict[str, Any]:
     }
 
 
-def default_step_config() -> dict[str, Any]:
-    """``step_k8s_config`` for steps without a profile (ingestion, features, evaluation)."""
-    return k8s_config(DEFAULT_PROFILE)
+def default_step_config(
+    timeout_s: float | None = None, grace_s: int | None = None
+) -> dict[str, Any]:
+    """``step_k8s_config`` for steps without a profile (ingestion, features, evaluation), with
+    the time limit of steps that have none of their own (asset checks)."""
+    config = k8s_config(DEFAULT_PROFILE)
+    if timeout_s is not None and grace_s is not None:
+        limits = per_step_config({"step": timeout_s}, grace_s)["step"]
+        config["job_spec_config"] |= limits["job_spec_config"]
+        config.setdefault("pod_spec_config", {}).update(limits["pod_spec_config"])
+    return config
 
 
 def pool(profile: str) -> str | None:

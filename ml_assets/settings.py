@@ -32,6 +32,18 @@ AUTOMATION_ENV = {
     "ML_ASSETS_PARTITION_DEADLINE_HOURS": "partition_deadline_hours",
     "ML_ASSETS_PUSHGATEWAY_URL": "pushgateway_url",
 }
+RUNTIME_ENV = {
+    "ML_ASSETS_STEP_TIMEOUTS": "step_timeouts_s",
+    "ML_ASSETS_MODEL_TIMEOUT_S": "model_timeout_s",
+    "ML_ASSETS_RUN_TIMEOUT_S": "run_timeout_s",
+    "ML_ASSETS_SLOW_STEP_WARNING_S": "slow_step_warning_s",
+    "ML_ASSETS_CHECKPOINT_EVERY": "checkpoint_every",
+    "ML_ASSETS_PREEMPTION_GRACE_S": "preemption_grace_s",
+    "ML_ASSETS_WATCHDOG_INTERVAL": "watchdog_interval_s",
+}
+# Step time limits per asset group (models: per catalog entry, else model_timeout_s).
+STEP_TIMEOUTS = {"raw": 1800.0, "features": 3600.0, "training": 3600.0, "evaluation": 1800.0,
+                 "deployment": 900.0}  # fmt: skip
 
 
 class Settings(BaseModel):
@@ -116,6 +128,36 @@ class Settings(BaseModel):
     auc_history_days: int = 14
     pushgateway_url: str | None = None
 
+    # Timeouts, slow steps and preemption (ml_assets/timeouts.py, ml_assets/preemption.py)
+    step_timeouts_s: dict[str, float] = Field(
+        default_factory=lambda: dict(STEP_TIMEOUTS), description="Step time limit per asset group."
+    )
+    default_step_timeout_s: float = Field(3600.0, gt=0, description="Groups not listed above.")
+    model_timeout_s: float = Field(
+        4 * 3600.0, gt=0, description="Model steps whose catalog entry has no timeout_s."
+    )
+    run_timeout_s: float = Field(
+        12 * 3600.0, gt=0, description="dagster/max_runtime of every job (run monitoring)."
+    )
+    slow_step_warning_s: float = Field(
+        7200.0, gt=0, description="A running step past this raises an alert whatever its median."
+    )
+    checkpoint_every: int = Field(25, ge=1, description="Boosting rounds between checkpoints.")
+    preemption_grace_s: int = Field(
+        60, ge=1, description="SIGTERM -> final checkpoint; the pod's termination grace period."
+    )
+    preemption_max_retries: int = Field(3, ge=0, description="Retries of a preempted step.")
+    watchdog_interval_s: int = Field(30, ge=1, description="step_watchdog sensor interval.")
+
+    @field_validator("step_timeouts_s", mode="before")
+    @classmethod
+    def _parse_timeouts(cls, value: object) -> object:
+        """``raw=1800,features=3600`` (environment) -> the defaults updated with those groups."""
+        if not isinstance(value, str):
+            return value
+        pairs = [item.split("=", 1) for item in value.split(",") if item.strip()]
+        return STEP_TIMEOUTS | {group.strip(): float(seconds) for group, seconds in pairs}
+
     @field_validator("smtp_recipients", mode="before")
     @classmethod
     def _split_recipients(cls, value: object) -> object:
@@ -165,6 +207,7 @@ class Settings(BaseModel):
             "ML_ASSETS_RETRY_MAX": "retry_max_retries",
             "ML_ASSETS_RETRY_DELAY": "retry_delay_s",
             **AUTOMATION_ENV,
+            **RUNTIME_ENV,
         }
         values.update({field: environ[var] for var, field in overrides.items() if var in environ})
         return cls.model_validate(values)

@@ -90,3 +90,28 @@ def tiny_model(name: str = "tiny", rounds: int = 3):
         num_boost_round=rounds, train_rows=len(x), train_first_day="2013-01-01",
         train_last_day="2013-01-07", catalog_version="1",
     )  # fmt: skip
+
+
+@cache
+def _training_set(first: str, last: str, holdout_days: int) -> pd.DataFrame:
+    from ml_assets.models.features import build_flight_features, build_traffic_features
+    from ml_assets.models.training_set import build_training_set
+
+    flight_parts, traffic_parts = [], []
+    for day in days(first, last):
+        day_weather = weather(shift_day(day, -1), day)
+        flight_parts.append(build_flight_features(flights(day), day_weather, planes(), 2.0))
+        window = days(shift_day(day, -3), day)
+        traffic_parts.append(build_traffic_features(flights(*window), day, 2.0))
+    frame, _ = build_training_set(
+        pd.concat(flight_parts, ignore_index=True),
+        pd.concat(traffic_parts, ignore_index=True),
+        last,
+        holdout_days,
+    )
+    return frame
+
+
+def training_set(first: str, last: str, holdout_days: int = 3) -> pd.DataFrame:
+    """A training set of real days (2 h horizon, 3 days of traffic history), built as the assets do."""
+    return _training_set(first, last, holdout_days).copy()

@@ -118,6 +118,9 @@ def test_fail_fast_turns_persistent_faults_into_failures_without_retries() -> No
     assert info.value.description == "raw_flights[2013-01-05]: 'dep_delay'"
     assert info.value.metadata["error_type"].value == "KeyError"
     with pytest.raises(dg.Failure) as info, fail_fast("x"):
+        raise ValueError("bad DSN postgresql://ml:hunter2@db/dagster")
+    assert info.value.description == "x: bad DSN postgresql://ml:***@db/dagster"
+    with pytest.raises(dg.Failure) as info, fail_fast("x"):
         raise dg.Failure("keep me", metadata={"rule": "r"})
     assert not info.value.allow_retries and info.value.metadata["rule"].value == "r"
 

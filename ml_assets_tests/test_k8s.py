@@ -88,3 +88,18 @@ def test_pool_only_for_gpu() -> None:
 def test_unknown_profile_raises(profile: str) -> None:
     with pytest.raises(ValueError, match=f"unknown resource profile {profile!r}"):
         k8s.op_tags(profile)
+
+
+def test_step_time_limits_become_job_deadlines_with_a_grace_period() -> None:
+    config = k8s.per_step_config({"model__gbdt": 600.0, "raw_flights": 59.5}, grace_s=30)
+    assert config["model__gbdt"] == {
+        "job_spec_config": {"active_deadline_seconds": 630},
+        "pod_spec_config": {"termination_grace_period_seconds": 30},
+    }
+    assert config["raw_flights"]["job_spec_config"]["active_deadline_seconds"] == 89
+    default = k8s.default_step_config(3600.0, 30)
+    assert default["job_spec_config"] == {
+        "backoff_limit": 0, "ttl_seconds_after_finished": 86_400, "active_deadline_seconds": 3630,
+    }  # fmt: skip
+    assert default["pod_spec_config"] == {"termination_grace_period_seconds": 30}
+    assert "active_deadline_seconds" not in k8s.default_step_config()["job_spec_config"]

@@ -14,7 +14,7 @@ from upath import UPath
 
 from ml_assets import cli, ui
 from ml_assets.automation.landing import scan_daily_files
-from ml_assets.resources.feature_store import FeatureStoreResource
+from ml_assets.resources.feature_store import FeatureStoreError, FeatureStoreResource
 from ml_assets.resources.lake import LakeIOManager, dump_object, load_object
 from ml_assets.resources.notify import build_notifier
 from ml_assets.resources.registry import ModelRegistry
@@ -132,8 +132,13 @@ def test_store_credentials_are_masked_in_errors() -> None:
         config={"online_store": {"type": "redis", "connection_string": "h:6379,password=s3cr3t"}},
         lake_base="/tmp/lake",
     )
-    message = str(store._unreachable(ConnectionError("Error 111 connecting to h:6379")))
-    assert "s3cr3t" not in message and "password=***" in message
+
+    def unreachable() -> None:
+        raise ConnectionError("Error 111 connecting to h:6379")
+
+    with pytest.raises(FeatureStoreError, match="online store unreachable") as info:
+        store._guard(unreachable)
+    assert "s3cr3t" not in str(info.value)
     assert redact("postgresql://user:pw@db:5432/x") == "postgresql://user:***@db:5432/x"
     assert redact("token=abc&x=1") == "token=***&x=1"
 

@@ -6,6 +6,7 @@ import dagster as dg
 
 from ml_assets import k8s
 from ml_assets.assets import OWNERS
+from ml_assets.assets.checkpointing import checkpointed_training
 from ml_assets.assets.errors import persistent_failures
 from ml_assets.errors import classified, retry_policy
 from ml_assets.models.catalog import CatalogEntry
@@ -102,8 +103,11 @@ def build_model_asset(entry: CatalogEntry, settings: Settings) -> dg.AssetsDefin
         from ml_assets.models.train import fit, holdout, predict
 
         started = time.perf_counter()
-        with persistent_failures(f"{model_key(entry)}[{context.partition_key}]"):
-            model = fit(training_set, entry, seed=settings.seed, num_threads=settings.num_threads)
+        with (
+            checkpointed_training(context, model_key(entry), entry, settings) as guard,
+            persistent_failures(f"{model_key(entry)}[{context.partition_key}]"),
+        ):
+            model = fit(training_set, entry, settings.seed, settings.num_threads, guard)
         if model.device_note:
             context.log.warning(f"{model_key(entry)}[{context.partition_key}]: {model.device_note}")
         seconds = time.perf_counter() - started
@@ -116,6 +120,8 @@ def build_model_asset(entry: CatalogEntry, settings: Settings) -> dg.AssetsDefin
                 "training_seconds": round(seconds, 3),
                 "device": model.device,
                 "device_note": model.device_note or "as requested",
+                "resumed_from_iteration": model.resumed_from_iteration,
+                "iterations_trained": guard.computed,
             }
         )
         return model

@@ -15,6 +15,8 @@ def build_automation_defs(settings: Settings) -> dg.Definitions:
         build_landing_sensor,
         build_monitor_sensor,
     )
+    from ml_assets.automation.watchdog import build_step_watchdog
+    from ml_assets.models.catalog import load_catalog
     from ml_assets.resources.notify import build_notifier
 
     return dg.Definitions(
@@ -24,6 +26,7 @@ def build_automation_defs(settings: Settings) -> dg.Definitions:
             build_monitor_sensor(settings),
             build_freshness_sensor(settings),
             *build_notification_sensors(settings),
+            build_step_watchdog(settings, load_catalog(settings.catalog_path)),
         ],
         schedules=[build_daily_schedule(settings)],
         resources={"notifier": build_notifier(settings)},

@@ -70,6 +70,41 @@ def recent_finished(
     return [_facts(r) for r in records]
 
 
+@dataclass(frozen=True)
+class RunningStep:
+    run_id: str
+    job: str
+    partition: str | None
+    step_key: str
+    started: float
+
+
+def running_steps(instance: dg.DagsterInstance, limit: int = 100) -> list[RunningStep]:
+    """Steps started and not finished in the runs now in progress."""
+    records = instance.get_run_records(
+        filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]), limit=limit
+    )
+    steps = []
+    for record in records:
+        run = record.dagster_run
+        for stats in instance.get_run_step_stats(run.run_id):
+            if (
+                stats.status is not None
+                and stats.status.value == "IN_PROGRESS"
+                and stats.start_time
+            ):
+                steps.append(
+                    RunningStep(
+                        run.run_id,
+                        run.job_name,
+                        run.tags.get("dagster/partition"),
+                        stats.step_key,
+                        stats.start_time,
+                    )  # fmt: skip
+                )
+    return steps
+
+
 def step_durations(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]:
     """Seconds each successful step of a run took (retries included)."""
     return {

@@ -128,3 +128,44 @@ def model_quality(
             )
         )
     return alerts
+
+
+def running_step(
+    elapsed: float,
+    earlier: Sequence[float],
+    *,
+    where: str,
+    factor: float,
+    min_history: int,
+    warning_s: float,
+    min_seconds: float = 0.0,
+    link: str | None = None,
+) -> Alert | None:
+    """A step still running past ``factor`` x its trailing median (and ``min_seconds``), or past
+    ``warning_s`` whatever its history (None while it is within both)."""
+    median = statistics.median(earlier) if len(earlier) >= min_history else None
+    baseline = (
+        f"median {median:.1f} s over the previous {len(earlier)} runs"
+        if median is not None
+        else f"{len(earlier)} earlier runs (fewer than {min_history}: no median)"
+    )
+    if median and elapsed > max(factor * median, min_seconds):
+        excess = f"{elapsed / median:.1f}x its trailing median (threshold {factor:g}x)"
+    elif elapsed > warning_s:
+        excess = f"past the {warning_s:g} s warning by {elapsed - warning_s:.0f} s"
+    else:
+        return None
+    observed = f"still running after {elapsed:.0f} s"
+    return Alert("slow_step", where, observed, excess, baseline, link)
+
+
+def step_timeout(elapsed: float, limit: float, *, where: str, link: str | None = None) -> Alert:
+    """A running step past its time limit (the watchdog ends its run)."""
+    return Alert(
+        monitor="step_timeout",
+        where=where,
+        observed=f"timed out after {elapsed:.0f} s; the run is being terminated",
+        excess=f"{elapsed - limit:.0f} s past its limit",
+        baseline=f"step time limit {limit:g} s (settings)",
+        link=link,
+    )

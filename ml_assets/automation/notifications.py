@@ -91,6 +91,18 @@ def deployment_message(
     return subject, "\n".join(lines)
 
 
+def last_engine_event(instance: dg.DagsterInstance, run_id: str) -> str | None:
+    """The last engine event before the run failed (e.g. why its worker process died)."""
+    found = None
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is not None and event.event_type == dg.DagsterEventType.RUN_FAILURE:
+            break
+        if event is not None and event.event_type == dg.DagsterEventType.ENGINE_EVENT:
+            found = entry.message
+    return found
+
+
 def build_notification_sensors(settings: Settings) -> list[dg.SensorDefinition]:
     @dg.run_failure_sensor(
         name="email_on_failure", default_status=dg.DefaultSensorStatus.RUNNING,
@@ -102,9 +114,13 @@ def build_notification_sensors(settings: Settings) -> list[dg.SensorDefinition]:
             StepError(e.step_key or "?", error_summary(e.event_specific_data))
             for e in context.get_step_failure_events()
         ]
+        run_error = context.failure_event.message or ""
+        if not steps:  # the worker died or the run failed outside a step: say what was seen
+            seen = last_engine_event(context.instance, run.run_id)
+            run_error += f"\n  last engine event: {seen}" if seen else ""
         subject, body = failure_message(
             run.job_name, run.tags.get("dagster/partition"), run.run_id,
-            run_link(settings, run.run_id), steps, context.failure_event.message or "",
+            run_link(settings, run.run_id), steps, run_error,
         )  # fmt: skip
         notifier.send(subject, body)
 

@@ -26,6 +26,7 @@ class CatalogEntry(BaseModel):
     spot: bool = True
     version: str = "1"
     description: str = ""
+    timeout_s: float | None = Field(None, gt=0, description="Step time limit (default: settings).")
 
     @field_validator("params")
     @classmethod

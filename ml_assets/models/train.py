@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from ml_assets.models.catalog import CatalogEntry
+    from ml_assets.models.checkpoint import TrainingGuard
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class TrainedModel:
     catalog_version: str
     device: str = "cpu"
     device_note: str = ""
+    resumed_from_iteration: int = 0
     sha256: str = field(default="")
 
     def __post_init__(self) -> None:
@@ -89,32 +91,55 @@ GPU_PARAMS = {"device_type": "gpu", "gpu_use_dp": True}
 
 
 def fit(
-    training_set: pd.DataFrame, entry: CatalogEntry, seed: int, num_threads: int
+    training_set: pd.DataFrame,
+    entry: CatalogEntry,
+    seed: int,
+    num_threads: int,
+    guard: TrainingGuard | None = None,
 ) -> TrainedModel:
     """Train one catalog entry on its window of the training rows.
 
     A ``gpu`` profile trains with LightGBM's GPU (OpenCL) learner; when no GPU can be used the
     model is trained on the CPU and ``device_note`` says why (the asset logs it as a warning).
+    With a ``guard`` training checkpoints as it goes and continues from a checkpoint of the same
+    inputs (``init_model``), training only the remaining rounds.
     """
     import lightgbm as lgb
+
+    from ml_assets.models.checkpoint import fingerprint, resumable
 
     rows = training_rows(training_set, entry.window_days)
     if rows.empty:
         raise ValueError(f"model {entry.name}: no training rows in its window")
     params = lightgbm_params(entry, seed, num_threads)
     x, y = model_matrix(rows), rows[LABEL].astype("float64")
+    start = None
+    if guard is not None:
+        key = fingerprint(x, y, params, entry.num_boost_round)
+        start = guard.start(key, enabled=resumable(params))
+    done = start.iteration if start else 0
+
+    def train(train_params: dict[str, Any]) -> lgb.Booster:
+        if start is not None and done >= entry.num_boost_round:
+            return lgb.Booster(model_str=start.model_text)
+        return lgb.train(
+            train_params,
+            lgb.Dataset(x, label=y),
+            num_boost_round=entry.num_boost_round - done,
+            init_model=lgb.Booster(model_str=start.model_text) if start else None,
+            callbacks=[guard] if guard is not None else None,
+        )
+
     device, note, booster = "cpu", "", None
     if entry.profile == "gpu":
         try:
-            booster = lgb.train(
-                params | GPU_PARAMS, lgb.Dataset(x, label=y), num_boost_round=entry.num_boost_round
-            )
+            booster = train(params | GPU_PARAMS)
             device, params = "gpu", params | GPU_PARAMS
         except lgb.basic.LightGBMError as exc:
             reason = str(exc).strip().splitlines()[0]
             note = f"GPU requested but unavailable ({reason}); trained on CPU"
     if booster is None:
-        booster = lgb.train(params, lgb.Dataset(x, label=y), num_boost_round=entry.num_boost_round)
+        booster = train(params)
     return TrainedModel(
         name=entry.name,
         model_text=booster.model_to_string(),
@@ -127,6 +152,7 @@ def fit(
         catalog_version=entry.version,
         device=device,
         device_note=note,
+        resumed_from_iteration=done,
     )
 
 

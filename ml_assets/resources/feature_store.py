@@ -12,6 +12,8 @@ if TYPE_CHECKING:
     import feast
     import pandas as pd
 
+    from ml_assets.feature_repo.online_reader import OnlineBatch, OnlineFeatureReader
+
 
 class FeatureStoreError(RuntimeError):
     """The online or offline store cannot answer (unreachable, or no features for an entity)."""
@@ -23,6 +25,7 @@ class FeatureStoreResource(dg.ConfigurableResource):
     config: dict[str, Any]
     lake_base: str
     _store: Any = PrivateAttr(default=None)
+    _reader: Any = PrivateAttr(default=None)
 
     def store(self) -> feast.FeatureStore:
         if self._store is None:
@@ -77,38 +80,84 @@ class FeatureStoreResource(dg.ConfigurableResource):
         try:
             self.store().materialize(start_date=start, end_date=end)
         except ConnectionError as exc:
-            raise self._unreachable(exc) from exc
+            raise FeatureStoreError(
+                f"online store unreachable ({_safe(self.config['online_store'])}): {exc}"
+            ) from exc
 
-    def _unreachable(self, exc: BaseException) -> FeatureStoreError:
-        """The error for an unreachable online store; credentials in its config are masked."""
-        from ml_assets.security import redact
+    def reader(self) -> OnlineFeatureReader:
+        """The lean online read path over the model's feature service (built once)."""
+        if self._reader is None:
+            from ml_assets.feature_repo.definitions import SERVICE
+            from ml_assets.feature_repo.online_reader import OnlineFeatureReader
 
-        return FeatureStoreError(
-            redact(f"online store unreachable ({self.config['online_store']}): {exc}")
-        )
+            self._reader = self._guard(
+                lambda: OnlineFeatureReader.for_service(self.store(), SERVICE)
+            )
+        return self._reader
 
     def online(self, flight_ids: list[str]) -> pd.DataFrame:
-        """Online features per flight, with their event timestamps; unknown flights raise."""
+        """Online features per flight with the newest event time; unknown flights raise."""
         import pandas as pd
 
-        try:
-            response = self._retry_while_materializing(
-                lambda: self.store().get_online_features(
-                    features=self.service(), entity_rows=[{"flight_id": f} for f in flight_ids]
-                )
+        from ml_assets.models.features import KEY
+
+        batch = self.online_rows([entity_row(f) for f in flight_ids])
+        frame = pd.DataFrame({KEY: flight_ids, **batch.columns})
+        frame["features_at"] = pd.to_datetime(batch.event_ts, utc=True)
+        return frame
+
+    def online_rows(self, entity_rows: list[dict[str, Any]]) -> OnlineBatch:
+        """Feature columns straight from the online store; raises for rows it knows nothing of."""
+        reader = self.reader()
+        batch = self._guard(lambda: reader.read(entity_rows))
+        unknown = [e for e, ts in zip(entity_rows, batch.event_ts, strict=True) if ts is None]
+        if unknown:
+            names = ", ".join(str(next(iter(e.values()))) for e in unknown[:5])
+            raise FeatureStoreError(f"no features for {names} in the online store")
+        return batch
+
+    def online_via_sdk(self, flight_ids: list[str]) -> pd.DataFrame:
+        """The same rows through ``FeatureStore.get_online_features`` (reference path, slower)."""
+        import pandas as pd
+
+        response = self._retry_while_materializing(
+            lambda: self.store().get_online_features(
+                features=self.service(), entity_rows=[entity_row(f) for f in flight_ids]
             )
-            frame = pd.DataFrame(response.to_dict(include_event_timestamps=True))
+        )
+        return pd.DataFrame(response.to_dict())
+
+    def _guard(self, call: Any) -> Any:
+        """Run an online-store call; an unreachable store becomes a clear FeatureStoreError."""
+        try:
+            return call()
         except Exception as exc:
             if _is_connection_error(exc):
-                raise self._unreachable(exc) from exc
+                raise FeatureStoreError(
+                    f"online store unreachable ({_safe(self.config['online_store'])}): {exc}"
+                ) from exc
+            if "unable to open database file" in str(exc) or "no such table" in str(exc):
+                raise FeatureStoreError(
+                    f"online store {_safe(self.config['online_store'])} holds no materialized "
+                    f"features yet (materialize online_features first): {exc}"
+                ) from exc
             raise
-        stamps = [c for c in frame.columns if c.endswith("__ts") and c != "flight_id__ts"]
-        seconds = frame[stamps].apply(pd.to_numeric, errors="coerce").fillna(0)
-        missing = frame.loc[(seconds <= 0).all(axis=1), "flight_id"].tolist()
-        if missing:
-            raise FeatureStoreError(f"no features for {', '.join(missing[:5])} in the online store")
-        frame["features_at"] = pd.to_datetime(seconds.max(axis=1), unit="s", utc=True)
-        return frame.drop(columns=[*stamps, "flight_id__ts"], errors="ignore")
+
+
+def entity_row(flight_id: str) -> dict[str, Any]:
+    """The entity row of a flight: its id (``date/carrierNNN/ORIGIN-DEST/HHMM``) and parts."""
+    from ml_assets.serving import parse_flight_id
+
+    return parse_flight_id(flight_id).entity_row()
+
+
+def _safe(online_store: dict[str, Any]) -> dict[str, Any]:
+    """The online store config without secrets (passwords in Redis connection strings)."""
+    connection = online_store.get("connection_string")
+    if not connection:
+        return online_store
+    parts = [p for p in str(connection).split(",") if not p.strip().startswith("password")]
+    return {**online_store, "connection_string": ",".join(parts)}
 
 
 def _is_connection_error(exc: BaseException) -> bool:

@@ -44,28 +44,21 @@ def instance_yaml(home: Path) -> dict:
     return config
 
 
+def write_workspace(path: Path) -> Path:
+    """A workspace with the one code location, ml_assets.definitions."""
+    location = {"module_name": "ml_assets.definitions", "location_name": "ml_assets",
+                "working_directory": str(PROJECT_ROOT)}  # fmt: skip
+    path.write_text(yaml.safe_dump({"load_from": [{"python_module": location}]}))
+    return path
+
+
 @pytest.fixture
 def deployment(tmp_path: Path):
     """A DAGSTER_HOME, a workspace on ml_assets.definitions, an SMTP sink and the landed history."""
     home = tmp_path / "home"
     home.mkdir()
     (home / "dagster.yaml").write_text(yaml.safe_dump(instance_yaml(home)))
-    workspace = tmp_path / "workspace.yaml"
-    workspace.write_text(
-        yaml.safe_dump(
-            {
-                "load_from": [
-                    {
-                        "python_module": {
-                            "module_name": "ml_assets.definitions",
-                            "location_name": "ml_assets",
-                            "working_directory": str(PROJECT_ROOT),
-                        }
-                    }
-                ]
-            }
-        )
-    )
+    write_workspace(tmp_path / "workspace.yaml")
     inbox, port = Inbox(), free_port()
     sink = start_sink("127.0.0.1", port, inbox)
     env = {

@@ -218,6 +218,25 @@ def test_gpu_tags_reach_only_the_gpu_models_job(k8s_run) -> None:
             assert ACCELERATOR not in (spec.get("nodeSelector") or {}), step
 
 
+def test_step_jobs_end_at_their_time_limit_with_a_grace_period(k8s_run) -> None:
+    """Each step's Job: activeDeadlineSeconds = its limit (group, or the model's) + grace, and
+    the Job spec's other fields (backoffLimit 0) survive the deep merge."""
+    settings, api, _, _, _ = k8s_run
+    groups = {"training_set": "training", "model_leaderboard": "evaluation",
+              "deployed_model": "deployment"}  # fmt: skip
+    grace = settings.preemption_grace_s
+    for step, job in _by_step(api).items():
+        if step.startswith("model__"):
+            limit = settings.model_timeout_s
+        elif step in groups:
+            limit = settings.step_timeouts_s[groups[step]]
+        else:  # asset checks: the default step limit
+            limit = settings.default_step_timeout_s
+        assert job.body["spec"]["activeDeadlineSeconds"] == int(limit) + grace, step
+        assert _pod(job)[0]["terminationGracePeriodSeconds"] == grace, step
+        assert job.body["spec"]["backoffLimit"] == 0, step
+
+
 def _print_figures(api: LocalKubeApi, events: list, seconds: float) -> None:
     """The figures for the issue's closing note (visible with ``-s``)."""
     jobs = _by_step(api)

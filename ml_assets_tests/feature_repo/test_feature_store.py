@@ -22,11 +22,12 @@ from ml_assets.models.features import (
 )
 from ml_assets.models.prepare import prepare_flights, prepare_planes, prepare_weather
 from ml_assets.models.train import fit
+from ml_assets.models.train import predict as score
 from ml_assets.models.training_set import build_training_set
 from ml_assets.resources.feature_store import FeatureStoreError, FeatureStoreResource
 from ml_assets.resources.lake import dump_object
 from ml_assets.resources.registry import ModelRegistry
-from ml_assets.serving import flight_id, predict
+from ml_assets.serving import Flight, Predictor, flight_id, parse_flight_id, predict
 from ml_assets.settings import Settings
 from ml_assets.sources.landing import days_between, read_daily, read_reference
 
@@ -119,6 +120,20 @@ def test_online_matches_offline(online_store: FeatureStoreResource, lake: dict) 
     assert not parity(tampered, offline)["wx_temp"].any()
 
 
+def test_lean_reader_returns_what_the_feast_sdk_returns(
+    online_store: FeatureStoreResource, lake: dict
+) -> None:
+    ids = _rows(lake).sample(30, random_state=3)[KEY].tolist()
+    lean = online_store.online(ids).set_index(KEY)
+    sdk = online_store.online_via_sdk(ids).set_index(KEY)
+    assert list(lean.index) == ids
+    for column in FEATURES:
+        a, b = lean[column], sdk.loc[ids, column]
+        both_missing = a.isna() & b.isna()
+        assert (both_missing | (a == b)).all(), column
+    assert lean["features_at"].notna().all()
+
+
 def test_unknown_flight_is_a_clear_answer(online_store: FeatureStoreResource) -> None:
     with pytest.raises(FeatureStoreError, match="no features for 2099-01-01/ZZ1/"):
         online_store.online(["2099-01-01/ZZ1/JFK-LAX/0900"])
@@ -147,12 +162,39 @@ def test_predict_scores_a_real_flight_with_the_deployed_model(
         online_store, registry, flight, now=pd.Timestamp(DAY, tz="UTC") + pd.Timedelta(days=5)
     )
     assert stale.stale is True
+    # The warm serving path scores like the batch path and follows the registry's pointer.
+    predictor = Predictor(online_store, registry, pointer_check_s=0.0)
+    ids = _rows(lake).sample(25, random_state=4)[KEY].tolist()
+    batch = score(model, online_store.online(ids))
+    served = [predictor.predict(i).probability for i in ids]
+    assert served == pytest.approx(list(batch), abs=1e-12)
+    other = fit(
+        training,
+        CatalogEntry(name="goss", num_boost_round=10, params={"num_leaves": 5}),
+        seed=2,
+        num_threads=1,
+    )
+    registry.promote(other, {"metrics": {}}, DAY)
+    assert predictor.predict(flight).model_sha256 == other.sha256
 
 
 def test_flight_ids_follow_the_pipelines_key() -> None:
     assert (
         flight_id("UA", 1545, "EWR", "IAH", "2013-01-01 05:15") == "2013-01-01/UA1545/EWR-IAH/0515"
     )
+    flight = Flight("B6", 27, "JFK", "BUF", "2013-01-14 23:59", tailnum="N123JB")
+    assert parse_flight_id(flight.flight_id) == Flight("B6", 27, "JFK", "BUF", "2013-01-14 23:59")
+    assert flight.entity_row() == {
+        "flight_id": "2013-01-14/B627/JFK-BUF/2359", "carrier": "B6", "origin": "JFK",
+        "dest": "BUF", "route": "JFK-BUF", "tailnum": "N123JB",
+    }  # fmt: skip
+
+
+def test_missing_online_store_is_a_clear_error(lake: dict) -> None:
+    store = _store(_settings(lake, "sqlite"))
+    Path(store.config["online_store"]["path"]).unlink()
+    with pytest.raises(FeatureStoreError, match="holds no materialized features"):
+        store.online([_rows(lake).iloc[0][KEY]])
 
 
 def test_redis_down_is_a_clear_error(lake: dict) -> None:

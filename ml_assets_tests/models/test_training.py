@@ -298,3 +298,20 @@ def test_gpu_profile_trains_on_gpu_or_says_it_fell_back(training_set) -> None:
     assert "device_type" not in model.params
     cpu = fit(training_set, gpu.model_copy(update={"profile": "cpu-small"}), seed=1, num_threads=1)
     assert cpu.device == "cpu" and cpu.device_note == "" and cpu.sha256 == model.sha256
+
+
+# --- serving ---------------------------------------------------------------------------------------
+
+
+def test_row_scorer_equals_batch_predict(training_set, small_model) -> None:
+    from ml_assets.models.scoring import RowScorer
+
+    rows = holdout(training_set).head(200).copy()
+    rows.iloc[0, rows.columns.get_loc("carrier")] = "ZZ"  # a carrier the model never saw
+    records = [
+        {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
+        for r in rows.loc[:, list(FEATURES)].to_dict("records")
+    ]
+    assert any(v is None for r in records for v in r.values())
+    scorer = RowScorer(small_model)
+    assert scorer.score(records) == pytest.approx(predict(small_model, rows), abs=1e-12)

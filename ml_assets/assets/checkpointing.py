@@ -1,0 +1,67 @@
+"""Model steps: checkpointed training that resumes, stops at its time limit and survives SIGTERM."""
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dagster as dg
+
+from ml_assets.models.catalog import CatalogEntry
+from ml_assets.models.checkpoint import Preempted, TimedOut, TrainingGuard
+from ml_assets.preemption import sigterm_requests_stop
+from ml_assets.resources.checkpoints import CheckpointStore
+from ml_assets.settings import Settings
+from ml_assets.timeouts import model_timeout_s
+
+
+def _canceling(context: dg.AssetExecutionContext) -> bool:
+    run = context.instance.get_run_by_id(context.run_id)
+    return run is not None and run.status == dg.DagsterRunStatus.CANCELING
+
+
+@contextmanager
+def checkpointed_training(
+    context: dg.AssetExecutionContext, asset: str, entry: CatalogEntry, settings: Settings
+) -> Iterator[TrainingGuard]:
+    """A ``TrainingGuard`` over the partition's checkpoint in the lake.
+
+    Past the entry's time limit: ``Failure`` "timed out after N s" (no retry; the checkpoint
+    stays, so a re-execution resumes). On SIGTERM: final checkpoint, then ``RetryRequested``
+    (a termination the user asked for fails without retry). After success the checkpoint is
+    removed.
+    """
+    what = f"{asset}[{context.partition_key}]"
+    store = CheckpointStore(settings.lake_base, asset, context.partition_key)
+    limit = model_timeout_s(settings, entry)
+    with sigterm_requests_stop() as stop:
+        guard = TrainingGuard(
+            save=store.save, load=store.load, every=settings.checkpoint_every,
+            deadline=time.monotonic() + limit, timeout_s=limit, stop_requested=stop,
+        )  # fmt: skip
+        try:
+            yield guard
+        except TimedOut as exc:
+            raise dg.Failure(
+                description=f"{what}: {exc} (step time limit {limit:g} s)",
+                metadata={"timeout_s": limit, "checkpoint": str(store.path)},
+                allow_retries=False,
+            ) from exc
+        except Preempted as exc:
+            if _canceling(context):
+                raise dg.Failure(
+                    description=f"{what}: terminated on request; {exc}", allow_retries=False
+                ) from exc
+            context.log.warning(f"{what}: {exc}; {store.path}; a retry resumes from it")
+            raise dg.RetryRequested(
+                max_retries=settings.preemption_max_retries, seconds_to_wait=1
+            ) from exc
+    if store.unreadable:
+        context.log.warning(f"{what}: unreadable checkpoint ignored ({store.unreadable})")
+    if guard.stale:
+        context.log.info(f"{what}: checkpoint of other inputs ignored; trained from scratch")
+    if guard.resumed_from:
+        context.log.info(
+            f"{what}: resumed from the checkpoint at iteration {guard.resumed_from}; "
+            f"trained {guard.computed} more"
+        )
+    store.clear()
