@@ -30,6 +30,7 @@ class TrainedModel:
     train_first_day: str
     train_last_day: str
     catalog_version: str
+    window: str = "expanding"
     device: str = "cpu"
     device_note: str = ""
     sha256: str = field(default="")
@@ -125,6 +126,7 @@ def fit(
         train_first_day=str(rows["flight_date"].min()),
         train_last_day=str(rows["flight_date"].max()),
         catalog_version=entry.version,
+        window="expanding" if entry.window_days is None else f"trailing {entry.window_days}d",
         device=device,
         device_note=note,
     )

@@ -82,29 +82,53 @@ class FeatureStoreResource(dg.ConfigurableResource):
             ) from exc
 
     def online(self, flight_ids: list[str]) -> pd.DataFrame:
-        """Online features per flight, with their event timestamps; unknown flights raise."""
+        """Online features per flight, with their event timestamps; unknown flights raise.
+
+        Views keyed by what the flight id determines are read first; the plane's view then
+        with the tail number the flight view served.
+        """
         import pandas as pd
 
+        from ml_assets.feature_repo.definitions import FLIGHT_VIEWS
+        from ml_assets.models.features import ENTITY_VIEWS, JOIN_KEYS, keys_from_flight_ids
+
+        keys = keys_from_flight_ids(flight_ids)
+        projections = self.service().feature_view_projections
+        by_id = [
+            p.name for p in projections if ENTITY_VIEWS.get(p.name, (0, "flight_id"))[1] in keys
+        ]
+        frame = self._online_frame(projections, by_id, keys.to_dict("records"))
+        plane_views = [p.name for p in projections if p.name not in by_id]
+        if plane_views:
+            planes = [{"plane_id": t or ""} for t in frame["tailnum"]]
+            extra = self._online_frame(projections, plane_views, planes)
+            frame = pd.concat([frame, extra.drop(columns=["plane_id"])], axis=1)
+        flight_stamps = [
+            f"{f.name}__ts" for p in projections if p.name in FLIGHT_VIEWS for f in p.features
+        ]
+        seconds = frame[flight_stamps].apply(pd.to_numeric, errors="coerce").fillna(0)
+        missing = frame.loc[(seconds <= 0).all(axis=1), "flight_id"].tolist()
+        if missing:
+            raise FeatureStoreError(f"no features for {', '.join(missing[:5])} in the online store")
+        frame["features_at"] = pd.to_datetime(seconds.max(axis=1), unit="s", utc=True)
+        stamps = [c for c in frame.columns if c.endswith("__ts")]
+        return frame.drop(columns=[*stamps, *[k for k in JOIN_KEYS if k in frame]])
+
+    def _online_frame(self, projections: list, views: list[str], rows: list[dict]) -> pd.DataFrame:
+        import pandas as pd
+
+        refs = [f"{p.name}:{f.name}" for p in projections if p.name in views for f in p.features]
         try:
             response = self._retry_while_materializing(
-                lambda: self.store().get_online_features(
-                    features=self.service(), entity_rows=[{"flight_id": f} for f in flight_ids]
-                )
+                lambda: self.store().get_online_features(features=refs, entity_rows=rows)
             )
-            frame = pd.DataFrame(response.to_dict(include_event_timestamps=True))
+            return pd.DataFrame(response.to_dict(include_event_timestamps=True))
         except Exception as exc:
             if _is_connection_error(exc):
                 raise FeatureStoreError(
                     f"online store unreachable ({self.config['online_store']}): {exc}"
                 ) from exc
             raise
-        stamps = [c for c in frame.columns if c.endswith("__ts") and c != "flight_id__ts"]
-        seconds = frame[stamps].apply(pd.to_numeric, errors="coerce").fillna(0)
-        missing = frame.loc[(seconds <= 0).all(axis=1), "flight_id"].tolist()
-        if missing:
-            raise FeatureStoreError(f"no features for {', '.join(missing[:5])} in the online store")
-        frame["features_at"] = pd.to_datetime(seconds.max(axis=1), unit="s", utc=True)
-        return frame.drop(columns=[*stamps, "flight_id__ts"], errors="ignore")
 
 
 def _is_connection_error(exc: BaseException) -> bool:
