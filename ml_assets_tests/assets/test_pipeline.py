@@ -96,6 +96,9 @@ def test_registry_points_to_a_verified_model_with_manifest(pipeline) -> None:
     assert sorted(inputs["raw_weather"]) == days_between(_shift(day, -12), day)
     assert inputs["planes"] == {"static": inputs["planes"]["static"]}
     assert all(v for parts in inputs.values() for v in parts.values())  # every data version known
+    # landed data is versioned by content, so each day's data version differs, downstream too
+    for asset in ("raw_flights", "raw_weather", "flight_features", "feast_route_stats"):
+        assert len(set(inputs[asset].values())) == len(inputs[asset]), asset
     assert manifest["catalog_entry"]["name"] == model.name
     assert manifest["metrics"]["auc"] >= settings.auc_gate
     decisions = [
