@@ -37,7 +37,7 @@ def frame_data_version(frame: Any) -> dg.DataVersion:
 
     import pandas as pd
 
-    digest = hashlib.sha256(repr(list(zip(frame.columns, map(str, frame.dtypes)))).encode())
+    digest = hashlib.sha256(repr(frame.dtypes.astype(str).to_dict()).encode())
     digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     return dg.DataVersion(digest.hexdigest()[:32])
 
