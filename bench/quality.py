@@ -17,6 +17,7 @@ Features go through the pure functions, not Feast: Feast's point-in-time join re
 values (online/offline parity and the training_set tests). Frames are cached under ``--cache``.
 
     uv run python bench/quality.py [--history-models gbdt,gbdt_recent] [--history-days 31]
+        [--cutoff-models gbdt,gbdt_recent] [--require-improvement]
 """
 
 from __future__ import annotations
@@ -121,6 +122,8 @@ def main() -> None:
     parser.add_argument("--cache", default="/tmp/ml-assets-quality")
     parser.add_argument("--history-models", default="gbdt,gbdt_recent")
     parser.add_argument("--history-days", type=int, default=31)
+    parser.add_argument("--cutoff-models", default="", help="catalog subset on 11-30 (default all)")
+    parser.add_argument("--require-improvement", action="store_true", help="the strict rule")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
 
@@ -137,7 +140,8 @@ def main() -> None:
     cache.mkdir(parents=True, exist_ok=True)
     settings = Settings.from_env(
         {"ML_ASSETS_ENV": "prod", "ML_ASSETS_ROOT": str(cache),
-         "ML_ASSETS_LANDING": str(cache / "landing"), "ML_ASSETS_NUM_THREADS": str(args.threads)}
+         "ML_ASSETS_LANDING": str(cache / "landing"), "ML_ASSETS_NUM_THREADS": str(args.threads),
+         "ML_ASSETS_REQUIRE_SIGNIFICANT_IMPROVEMENT": str(args.require_improvement).lower()}
     )  # fmt: skip
     catalog = load_catalog(settings.catalog_path)
     print(
@@ -153,7 +157,9 @@ def main() -> None:
     y_test = test[LABEL].to_numpy()
 
     started = time.perf_counter()
-    models, board, best, decision, _ = run_day(CUTOFF, ff, tf, catalog, settings, None)
+    cutoff = set(args.cutoff_models.split(",")) if args.cutoff_models else {e.name for e in catalog}
+    cutoff_entries = [e for e in catalog if e.name in cutoff]
+    models, board, best, decision, _ = run_day(CUTOFF, ff, tf, cutoff_entries, settings, None)
     board["december_auc"] = [auc(y_test, predict(models[m], test)) for m in board["model"]]
     print(f"\npipeline day {CUTOFF} ({time.perf_counter() - started:.0f} s): leaderboard")
     print(
