@@ -160,3 +160,22 @@ def test_backfilled_partition_does_not_replace_newer_champion(pipeline) -> None:
     decision = _metadata(instance, "deployed_model", TRAIN_DAYS[0])
     assert decision["promoted"] is False and "newer partition" in decision["reason"]
     assert registry.current() == champion
+
+
+def test_blast_radius_command_lists_the_deployments(
+    pipeline, tmp_path, monkeypatch, capsys
+) -> None:
+    from ml_assets.cli import main
+
+    settings, _, _, _ = pipeline
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("ML_ASSETS_ROOT", str(tmp_path))
+    monkeypatch.setenv("ML_ASSETS_REGISTRY", settings.registry_base)
+    assert main(["blast-radius", "--asset", "raw_flights", "--partition", "2013-01-05"]) == 0
+    out = capsys.readouterr().out
+    current = ModelRegistry(base_path=settings.registry_base).current()
+    assert f"{current['sha256'][:12]}  promoted for {current['partition']}" in out
+    assert "<- current" in out and "model__gbdt" in out
+    assert main(["blast-radius", "--asset", "no_such_asset", "--partition", "2013-01-05"]) == 2
