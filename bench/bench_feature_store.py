@@ -31,11 +31,8 @@ def build_lake(root: Path) -> tuple[str, list[str], object]:
     import pandas as pd
     from upath import UPath
 
-    from ml_assets.models.features import (
-        build_feature_rows,
-        build_flight_features,
-        build_traffic_features,
-    )
+    from ml_assets.feature_repo.definitions import feast_frames
+    from ml_assets.models.features import build_flight_features, build_traffic_features
     from ml_assets.models.prepare import prepare_flights, prepare_planes, prepare_weather
     from ml_assets.resources.lake import dump_object
     from ml_assets.sources.landing import days_between, land, read_daily, read_reference
@@ -55,7 +52,8 @@ def build_lake(root: Path) -> tuple[str, list[str], object]:
         t = build_traffic_features(
             pd.concat([flights[d] for d in days[max(0, i - 14) : i + 1]]), day, 2.0
         )
-        dump_object(build_feature_rows(f, t), UPath(lake) / "feast_features" / day)
+        for asset, rows in feast_frames(f, t, day, 2.0).items():
+            dump_object(rows, UPath(lake) / asset / day)
         ff.append(f)
     return lake, days, pd.concat(ff)
 
@@ -119,10 +117,10 @@ def _timed(call, arguments) -> list[float]:
 
 def _traffic_from(store, frame):
     """The traffic branch as Feast serves it point in time (for a quick model)."""
-    from ml_assets.models.features import KEY, TRAFFIC_FEATURES
+    from ml_assets.models.features import KEY, TRAFFIC_FEATURES, join_keys
 
     rows = store.historical(
-        frame.loc[:, [KEY, "prediction_ts"]].rename(columns={"prediction_ts": "event_timestamp"})
+        join_keys(frame).assign(event_timestamp=frame["prediction_ts"].to_numpy())
     )
     return rows.loc[:, [KEY, *TRAFFIC_FEATURES]]
 
@@ -131,15 +129,13 @@ def bench_historical(settings, frame) -> None:
     """35 days of flights: Feast point-in-time retrieval vs a pandas as-of join of the same rows."""
     import pandas as pd
 
-    from ml_assets.models.features import KEY
+    from ml_assets.models.features import KEY, join_keys
     from ml_assets.resources.feature_store import build_feature_store
 
     store = build_feature_store(settings)
     days = sorted(frame["flight_date"].unique())[-35:]
     window = frame.loc[frame["flight_date"].isin(days)]
-    entities = window.loc[:, [KEY, "prediction_ts"]].rename(
-        columns={"prediction_ts": "event_timestamp"}
-    )
+    entities = join_keys(window).assign(event_timestamp=window["prediction_ts"].to_numpy())
     started = time.perf_counter()
     feast_rows = store.historical(entities)
     feast_s = time.perf_counter() - started

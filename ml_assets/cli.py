@@ -204,6 +204,41 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_blast_radius(args: argparse.Namespace) -> int:
+    """The models and deployments built on data derived from one partition."""
+    import dagster as dg
+
+    from ml_assets.definitions import build_defs
+    from ml_assets.lineage import downstream_partitions, manifests_using
+    from ml_assets.resources.registry import ModelRegistry
+
+    _instance_home()
+    settings = Settings.from_env()
+    graph = build_defs(settings).resolve_asset_graph()
+    if not graph.has(dg.AssetKey(args.asset)):
+        print(f"blast-radius: no asset {args.asset}", file=sys.stderr)
+        return 2
+    registry = ModelRegistry(base_path=settings.registry_base)
+    deployed = manifests_using(registry.manifests(), args.asset, args.partition)
+    current = (registry.current() or {}).get("sha256")
+    print(f"{args.asset}[{args.partition}]")
+    print(f"  deployed models whose manifest lists it ({len(deployed)}):")
+    for hit in deployed:
+        mark = "  <- current" if hit["sha256"] == current else ""
+        print(f"    {hit['name']:12s} {hit['sha256'][:12]}  promoted for {hit['partition']}"
+              f"  (input data version {str(hit['data_version'])[:12]}){mark}")  # fmt: skip
+    affected = downstream_partitions(graph, args.asset, args.partition)
+    with dg.DagsterInstance.get() as instance:
+        print("  materialized models and deployments built on data derived from it:")
+        for asset, parts in affected.items():
+            if not (asset.startswith("model__") or asset == "deployed_model"):
+                continue
+            done = sorted(set(parts) & instance.get_materialized_partitions(dg.AssetKey(asset)))
+            span = f"{done[0]}..{done[-1]}" if done else "-"
+            print(f"    {asset:22s} {len(done):4d} of {len(parts):4d} partitions  {span}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ml-assets", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -260,6 +295,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reason", required=True, help="why, recorded in the registry's history")
     p.add_argument("--by", help="who (default: the current user)")
     p.set_defaults(func=cmd_rollback)
+
+    p = sub.add_parser(
+        "blast-radius", help="models and deployments trained on data derived from a partition"
+    )
+    p.add_argument("--asset", required=True, help="e.g. raw_flights")
+    p.add_argument("--partition", required=True, help="e.g. 2013-03-14")
+    p.set_defaults(func=cmd_blast_radius)
 
     args = parser.parse_args(argv)
     return args.func(args)

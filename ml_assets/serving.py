@@ -51,9 +51,12 @@ class Flight:
         return flight_id(self.carrier, self.flight, self.origin, self.dest, self.scheduled)
 
     def entity_row(self) -> dict[str, Any]:
-        row = {"flight_id": self.flight_id, "carrier": self.carrier, "origin": self.origin}
-        row |= {"dest": self.dest, "route": f"{self.origin}-{self.dest}"}
-        return row | ({"tailnum": self.tailnum} if self.tailnum else {})
+        """Every Feast join key of the flight (``features.join_keys``); without a tail number
+        the plane's key comes from the tail number the flight view serves."""
+        hour = self.scheduled[11:13]
+        row = {"flight_id": self.flight_id, "carrier_id": self.carrier, "origin_id": self.origin}
+        row |= {"route_id": f"{self.origin}-{self.dest}", "origin_hour_id": f"{self.origin}-{hour}"}
+        return row | ({"plane_id": self.tailnum} if self.tailnum else {})
 
 
 def flight_id(carrier: str, flight: int, origin: str, dest: str, scheduled: str) -> str:

@@ -70,6 +70,9 @@ class Settings(BaseModel):
     auc_gate: float = 0.70
     bootstrap_samples: int = 200
     significance: float = 0.05
+    require_significant_improvement: bool = Field(
+        False, description="Promote only a challenger significantly better than the champion."
+    )
 
     # Data contracts (ml_assets/checks)
     quarantine_max_share: float = Field(
@@ -190,9 +193,11 @@ class Settings(BaseModel):
             values["feast_online_store"] = "redis"
             values["auc_gate"] = 0.75
             values["executor"] = "k8s"
+            values["window_days"] = 366  # expanding: every day of the year before D
         overrides = {
             "ML_ASSETS_CATALOG": "catalog_path",
             "ML_ASSETS_AUC_GATE": "auc_gate",
+            "ML_ASSETS_REQUIRE_SIGNIFICANT_IMPROVEMENT": "require_significant_improvement",
             "ML_ASSETS_WINDOW_DAYS": "window_days",
             "ML_ASSETS_HOLDOUT_DAYS": "holdout_days",
             "ML_ASSETS_MIN_TRAINING_ROWS": "min_training_rows",

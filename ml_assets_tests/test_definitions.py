@@ -9,6 +9,7 @@ import pytest
 
 from ml_assets.definitions import build_defs
 from ml_assets.execution import DAILY_JOB, FEATURES_JOB, REFERENCE_JOB
+from ml_assets.models.features import ENTITY_VIEWS
 from ml_assets.settings import Settings
 from ml_assets_tests.conftest import write_catalog
 
@@ -33,10 +34,18 @@ def test_graph_has_fan_in_fan_out_and_diamond(settings: Settings) -> None:
     models = {"model__gbdt", "model__goss", "model__gbdt_recent"}
     assert deps["flight_features"] == {"raw_flights", "raw_weather", "planes"}  # fan-in
     assert deps["traffic_features"] == {"raw_flights"}
-    # diamond, joined point in time through Feast (feast_features is the store's offline source)
+    # diamond, joined point in time through Feast (feast_* are the store's offline sources: the
+    # flight rows and one file per entity view, written by one step)
+    entity_views = {f"feast_{v}" for v in ENTITY_VIEWS}
+    assert entity_views == {
+        "feast_carrier_stats", "feast_origin_stats", "feast_route_stats",
+        "feast_origin_hour_stats", "feast_plane_stats",
+    }  # fmt: skip
     training_deps = {"flight_features", "traffic_features", "feast_features", "online_features"}
-    assert deps["training_set"] == training_deps
-    assert deps["feast_features"] == {"flight_features", "traffic_features"}
+    assert deps["training_set"] == training_deps | entity_views
+    for source in ("feast_features", *entity_views):
+        assert deps[source] == {"flight_features", "traffic_features"}
+    assert deps["online_features"] == {"feast_features", *entity_views}
     assert all(deps[m] == {"training_set"} for m in models)  # fan-out
     assert deps["model_leaderboard"] == models | {"training_set"}
     assert deps["deployed_model"] == models | {"model_leaderboard", "training_set"}
@@ -97,3 +106,20 @@ def test_bad_catalog_fails_loading_with_the_file_named(settings: Settings, tmp_p
     path = write_catalog(tmp_path / "bad.yaml", {"models": [{"name": "a"}, {"name": "a"}]})
     with pytest.raises(ValueError, match=r"(?s)bad.yaml.*duplicate"):
         build_defs(settings.model_copy(update={"catalog_path": str(path)}))
+
+
+def test_production_training_set_expands_from_the_first_day(tmp_path) -> None:
+    prod = Settings.from_env({"ML_ASSETS_ROOT": str(tmp_path), "ML_ASSETS_ENV": "prod"})
+    assert prod.window_days == 366 and not prod.require_significant_improvement
+    graph = build_defs(prod).resolve_asset_graph()
+    upstream = graph.get_parent_partition_keys_for_child(
+        "2013-11-30",
+        parent_asset_key=dg.AssetKey("flight_features"),
+        child_asset_key=dg.AssetKey("training_set"),
+    )
+    keys = upstream.partitions_subset.get_partition_keys()
+    assert (keys[0], keys[-1], len(keys)) == ("2013-01-01", "2013-11-30", 334)
+    strict = Settings.from_env(
+        {"ML_ASSETS_ROOT": str(tmp_path), "ML_ASSETS_REQUIRE_SIGNIFICANT_IMPROVEMENT": "true"}
+    )
+    assert strict.require_significant_improvement

@@ -19,28 +19,15 @@ from ml_assets.types import Frame
 GROUP = "deployment"
 
 
-def _input_lineage(context: dg.AssetExecutionContext, keys: list[str]) -> dict[str, Any]:
-    """Partition, run and data version of each input's materialization for this partition."""
-    lineage = {}
-    for key in keys:
-        records = context.instance.fetch_materializations(
-            dg.AssetRecordsFilter(
-                asset_key=dg.AssetKey(key), asset_partitions=[context.partition_key]
-            ),
-            limit=1,
-        ).records
-        event = records[0].asset_materialization if records else None
-        lineage[key] = {
-            "partition": context.partition_key,
-            "run_id": records[0].run_id if records else None,
-            "data_version": event.tags.get("dagster/data_version")
-            if event and event.tags
-            else None,
-            "sha256": event.metadata["sha256"].value
-            if event and "sha256" in event.metadata
-            else None,
-        }
-    return lineage
+def _input_lineage(context: dg.AssetExecutionContext, model_asset: str) -> dict[str, Any]:
+    """Every partition upstream of the model's partition (partition mappings followed to the
+    landed sources) with the data version of its latest materialization."""
+    from ml_assets.lineage import data_versions, upstream_partitions
+
+    graph = context.job_def.asset_layer.asset_graph
+    partitions = upstream_partitions(graph, model_asset, context.partition_key)
+    partitions[model_asset] = partitions["model_leaderboard"] = [context.partition_key]
+    return data_versions(context.instance, partitions)
 
 
 def build_deployment_asset(settings: Settings, catalog: list[CatalogEntry]) -> dg.AssetsDefinition:
@@ -61,6 +48,7 @@ def build_deployment_asset(settings: Settings, catalog: list[CatalogEntry]) -> d
         **models,
     ) -> dict[str, Any]:
         """Promote the best model if it clears the AUC gate and is not worse than the champion."""
+        from ml_assets.lineage import lineage_summary
         from ml_assets.models.evaluate import paired_bootstrap
         from ml_assets.models.features import LABEL
         from ml_assets.models.gate import Candidate, decide
@@ -82,7 +70,10 @@ def build_deployment_asset(settings: Settings, catalog: list[CatalogEntry]) -> d
                     rows[LABEL].to_numpy(), predict(model, rows), predict(champion_model, rows),
                     samples=settings.bootstrap_samples, seed=settings.seed, level=1 - settings.significance,
                 )  # fmt: skip
-        decision = decide(candidate, champion, comparison, settings.auc_gate)
+        decision = decide(
+            candidate, champion, comparison, settings.auc_gate,
+            require_improvement=settings.require_significant_improvement,
+        )  # fmt: skip
         document: dict[str, Any] = {
             "partition": day,
             "promoted": decision.promote,
@@ -91,6 +82,7 @@ def build_deployment_asset(settings: Settings, catalog: list[CatalogEntry]) -> d
             "champion_before": champion.__dict__ if champion else None,
             "comparison": comparison.__dict__ if comparison else None,
             "auc_gate": settings.auc_gate,
+            "require_significant_improvement": settings.require_significant_improvement,
             "metrics": {
                 k: (v.item() if hasattr(v, "item") else v) for k, v in best.to_dict().items()
             },
@@ -102,15 +94,19 @@ def build_deployment_asset(settings: Settings, catalog: list[CatalogEntry]) -> d
                     "ml_assets": __version__,
                     "asset": context.assets_def.code_versions_by_key[context.asset_key],
                 },
-                "inputs": _input_lineage(
-                    context, ["training_set", "model_leaderboard", str(best["asset"])]
-                ),
+                "inputs": _input_lineage(context, str(best["asset"])),
                 "metrics": document["metrics"],
                 "decision": decision.reason,
             }
             registry.promote(model, document["manifest"], day)
         context.add_output_metadata(
             {
+                **(
+                    {"input_partitions": lineage_summary(document["manifest"]["inputs"])}
+                    if decision.promote
+                    else {}
+                ),
+                "comparison": comparison.__dict__ if comparison else None,
                 "promoted": decision.promote,
                 "reason": decision.reason,
                 "candidate": candidate.name,

@@ -2,6 +2,7 @@
 online store, with a parity check between the two."""
 
 import datetime as dt
+from collections.abc import Iterator
 
 import dagster as dg
 
@@ -29,20 +30,44 @@ def online_window(day: str, horizon_hours: float) -> tuple[dt.datetime, dt.datet
 
 
 def build_feature_store_assets(settings: Settings) -> list:
-    @dg.asset(
-        partitions_def=daily, group_name=GROUP, kinds={"feast", "parquet"}, owners=OWNERS,
-        code_version="1", io_manager_key="lake", retry_policy=retry_policy(settings),
+    from ml_assets.feature_repo.definitions import ENTITY_ASSETS, SOURCE_ASSET
+
+    outs = {
+        SOURCE_ASSET: dg.AssetOut(
+            kinds={"feast", "parquet"}, owners=OWNERS, code_version="2", io_manager_key="lake",
+            description="The day's flight rows (flight views), stamped with prediction times, "
+            "with their entity join keys.",
+        ),
+        **{
+            asset: dg.AssetOut(
+                kinds={"feast", "parquet"}, owners=OWNERS, code_version="1", io_manager_key="lake",
+                description=f"The day's rows of the Feast view {view}: one per key, stamped "
+                "before the day's first prediction.",
+            )
+            for view, asset in ENTITY_ASSETS.items()
+        },
+    }  # fmt: skip
+
+    @dg.multi_asset(
+        partitions_def=daily, group_name=GROUP, outs=outs, name=SOURCE_ASSET,
+        retry_policy=retry_policy(settings),
     )  # fmt: skip
     @classified
     def feast_features(
         context: dg.AssetExecutionContext, flight_features: Frame, traffic_features: Frame
-    ) -> Frame:
-        """Both feature branches of the day, one row per flight stamped with its prediction time:
-        the Parquet files Feast's offline store (duckdb) reads."""
-        from ml_assets.models.features import build_feature_rows
+    ) -> Iterator[dg.Output]:
+        """Both feature branches of the day as the Parquet files Feast's offline store (duckdb)
+        reads: flight rows, and one frame per entity view (carrier, origin, route, origin-hour,
+        plane)."""
+        from ml_assets.feature_repo.definitions import feast_frames
 
-        with persistent_failures(f"feast_features[{context.partition_key}]"):
-            return build_feature_rows(flight_features, traffic_features)
+        day = context.partition_key
+        with persistent_failures(f"feast_features[{day}]"):
+            frames = feast_frames(
+                flight_features, traffic_features, day, settings.prediction_horizon_hours
+            )
+        for name in outs:
+            yield dg.Output(frames[name], output_name=name, metadata={"rows": len(frames[name])})
 
     @dg.asset(
         partitions_def=daily, group_name=GROUP, kinds={"feast"}, owners=OWNERS, code_version="1",
@@ -75,14 +100,14 @@ def build_feature_store_assets(settings: Settings) -> list:
         feature_store: FeatureStoreResource,
         feast_features: Frame,
     ) -> dg.AssetCheckResult:
-        from ml_assets.models.features import KEY, parity
+        from ml_assets.models.features import JOIN_KEYS, KEY, parity
 
         sample = feast_features.sample(
             n=min(PARITY_SAMPLE, len(feast_features)), random_state=settings.seed
         )
         online = feature_store.online(sample[KEY].tolist())
         offline = feature_store.historical(
-            sample.loc[:, [KEY, "prediction_ts"]].rename(
+            sample.loc[:, [KEY, *JOIN_KEYS, "prediction_ts"]].rename(
                 columns={"prediction_ts": "event_timestamp"}
             )
         )

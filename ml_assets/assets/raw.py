@@ -11,6 +11,7 @@ import dagster as dg
 from ml_assets.assets import OWNERS
 from ml_assets.assets.errors import persistent_failures
 from ml_assets.errors import classified, retry_policy
+from ml_assets.lineage import frame_data_version
 from ml_assets.partitions import daily
 from ml_assets.resources.landing import LandingZone
 from ml_assets.settings import Settings
@@ -25,7 +26,7 @@ def build_raw_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         code_version="2", io_manager_key="lake", retry_policy=retry_policy(settings),
     )  # fmt: skip
     @classified
-    def raw_flights(context: dg.AssetExecutionContext, landing: LandingZone) -> Frame:
+    def raw_flights(context: dg.AssetExecutionContext, landing: LandingZone) -> dg.Output[Frame]:
         """One day's departures from the landing zone, typed and keyed by ``flight_id``."""
         from ml_assets.checks.contracts import ContractGate, load_references
         from ml_assets.models.prepare import prepare_flights
@@ -43,21 +44,19 @@ def build_raw_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         with persistent_failures(f"raw_flights[{day}]"):
             frame = prepare_flights(landed, day)
         frame = gate.check("raw_flights", frame, params)
-        return gate.finish(
-            frame,
-            "raw_flights",
-            {
-                "cancelled": int(frame["is_delayed"].isna().sum()),
-                "delayed_share": float(frame["is_delayed"].mean()),
-            },
-        )
+        extra = {
+            "cancelled": int(frame["is_delayed"].isna().sum()),
+            "delayed_share": float(frame["is_delayed"].mean()),
+        }
+        frame = gate.finish(frame, "raw_flights", extra)
+        return dg.Output(frame, data_version=frame_data_version(frame))
 
     @dg.asset(
         partitions_def=daily, group_name=GROUP, kinds={"pandas", "parquet"}, owners=OWNERS,
         code_version="2", io_manager_key="lake", retry_policy=retry_policy(settings),
     )  # fmt: skip
     @classified
-    def raw_weather(context: dg.AssetExecutionContext, landing: LandingZone) -> Frame:
+    def raw_weather(context: dg.AssetExecutionContext, landing: LandingZone) -> dg.Output[Frame]:
         """One day's hourly weather at EWR, JFK and LGA."""
         from ml_assets.checks.contracts import ContractGate
         from ml_assets.models.prepare import prepare_weather
@@ -73,7 +72,8 @@ def build_raw_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         landed = gate.check("landed_weather", landed, params)
         with persistent_failures(f"raw_weather[{day}]"):
             frame = prepare_weather(landed, day)
-        return gate.finish(gate.check("raw_weather", frame, params), "raw_weather")
+        frame = gate.finish(gate.check("raw_weather", frame, params), "raw_weather")
+        return dg.Output(frame, data_version=frame_data_version(frame))
 
     @dg.asset(
         group_name=GROUP,
@@ -84,7 +84,7 @@ def build_raw_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         retry_policy=retry_policy(settings),
     )
     @classified
-    def planes(context: dg.AssetExecutionContext, landing: LandingZone) -> Frame:
+    def planes(context: dg.AssetExecutionContext, landing: LandingZone) -> dg.Output[Frame]:
         """Reference data: one row per tail number (year built, seats, engines)."""
         from ml_assets.checks.contracts import ContractGate
         from ml_assets.models.prepare import prepare_planes
@@ -96,6 +96,7 @@ def build_raw_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         landed = gate.read(lambda: landing.read_reference("planes"))
         with persistent_failures("planes"):
             frame = prepare_planes(landed)
-        return gate.finish(gate.check("planes", frame, gate.params()), "planes")
+        frame = gate.finish(gate.check("planes", frame, gate.params()), "planes")
+        return dg.Output(frame, data_version=frame_data_version(frame))
 
     return [raw_flights, raw_weather, planes]

@@ -9,6 +9,7 @@ from ml_assets.assets import OWNERS
 from ml_assets.assets.checkpointing import checkpointed_training
 from ml_assets.assets.errors import persistent_failures
 from ml_assets.errors import classified, retry_policy
+from ml_assets.feature_repo.definitions import ENTITY_ASSETS
 from ml_assets.models.catalog import CatalogEntry
 from ml_assets.models.train import TrainedModel
 from ml_assets.partitions import daily, trailing
@@ -32,6 +33,7 @@ def build_training_set_asset(settings: Settings) -> dg.AssetsDefinition:
         ins={"flight_features": dg.AssetIn(partition_mapping=window)},
         deps=[dg.AssetDep("traffic_features", partition_mapping=window),
               dg.AssetDep("feast_features", partition_mapping=window),
+              *(dg.AssetDep(a, partition_mapping=window) for a in ENTITY_ASSETS.values()),
               # after the day's online materialization: Feast refuses retrieval while a view
               # is MATERIALIZING, and online_features is what registers the repo
               dg.AssetDep("online_features", partition_mapping=window)],
@@ -52,15 +54,15 @@ def build_training_set_asset(settings: Settings) -> dg.AssetsDefinition:
         before returning, so a failing day writes nothing.
         """
         from ml_assets.checks.contracts import ContractGate, quarantine_limit
+        from ml_assets.models.features import join_keys
         from ml_assets.models.training_set import build_training_set, split_served_features
 
         day = context.partition_key
         gate = ContractGate(context, settings)
         with persistent_failures(f"training_set[{day}]"):
-            entities = flight_features.loc[:, ["flight_id", "prediction_ts"]]
-            served = feature_store.historical(
-                entities.rename(columns={"prediction_ts": "event_timestamp"})
-            )
+            entities = join_keys(flight_features)
+            entities["event_timestamp"] = flight_features["prediction_ts"].to_numpy()
+            served = feature_store.historical(entities)
             flight_branch, traffic_branch = split_served_features(flight_features, served)
             frame, summary = build_training_set(
                 flight_branch, traffic_branch, day, settings.holdout_days,

@@ -521,6 +521,8 @@ class TrafficFeatures(pa.DataFrameModel):
     tail_turnaround_min: Series[float] = pa.Field(ge=0, le=1440, nullable=True)
     tail_prev_known_delayed: Series[float] = pa.Field(isin=[0.0, 1.0], nullable=True)
     tail_prev_delay_known: Series[float] = _range(DELAY_MINUTES, nullable=True)
+    tail_legs_today: Series[float] = pa.Field(ge=1, nullable=True)
+    tail_rate_hist: Series[float] = pa.Field(ge=0, le=1, nullable=True)
 
     class Config:
         strict = True
@@ -583,6 +585,7 @@ class Leaderboard(pa.DataFrameModel):
     ece: Series[float] = pa.Field(ge=0, le=1)
     mean_predicted: Series[float] = pa.Field(ge=0, le=1)
     positive_rate: Series[float] = pa.Field(gt=0, lt=1)
+    train_window: Series[str] = pa.Field(str_matches=r"^(expanding|trailing \d+d)$")
     train_rows: Series[int] = pa.Field(gt=0)
     train_first_day: Series[str]
     train_last_day: Series[str]

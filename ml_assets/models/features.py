@@ -31,15 +31,86 @@ TRAFFIC_FEATURES = (
     "origin_known_3h", "origin_delayed_share_3h", "origin_known_today",
     "origin_delayed_share_today", "carrier_delayed_share_today", "origin_mean_delay_3h",
     "tail_leg_index", "tail_turnaround_min", "tail_prev_known_delayed", "tail_prev_delay_known",
+    "tail_legs_today", "tail_rate_hist",
 )  # fmt: skip
 FEATURES = CATEGORICAL_FEATURES + FLIGHT_FEATURES + TRAFFIC_FEATURES
 HISTORY_PRIOR_WEIGHT = 20.0
+
+# Feast entity views: view -> (entity, join key, features). Each feature has one value per join key
+# and day, known at the day's ``entity_stamp`` (schedule, and labels observable by then).
+ENTITY_VIEWS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "carrier_stats": ("carrier", "carrier_id", ("carrier_rate_hist",)),
+    "origin_stats": ("origin", "origin_id", ("origin_rate_hist",)),
+    "route_stats": ("route", "route_id", ("route_rate_hist", "dest_rate_hist")),
+    "origin_hour_stats": (
+        "origin_hour", "origin_hour_id",
+        ("origin_hour_departures", "origin_3h_departures", "origin_hour_rate_hist"),
+    ),
+    "plane_stats": ("plane", "plane_id", ("tail_legs_today", "tail_rate_hist")),
+}  # fmt: skip
+ENTITY_FEATURES = tuple(f for _, _, features in ENTITY_VIEWS.values() for f in features)
+FLIGHT_TRAFFIC_FEATURES = tuple(f for f in TRAFFIC_FEATURES if f not in ENTITY_FEATURES)
+JOIN_KEYS = tuple(key for _, key, _ in ENTITY_VIEWS.values())
+ENTITY_TIMESTAMP = "event_timestamp"
 
 
 def prediction_time(sched_dep_ts: pd.Series, horizon_hours: float) -> pd.Series:
     import pandas as pd
 
     return sched_dep_ts - pd.Timedelta(hours=horizon_hours)
+
+
+def entity_stamp(day: str, horizon_hours: float) -> pd.Timestamp:
+    """When a day's entity rows become known: local midnight minus the horizon, in UTC.
+
+    It is at or before every prediction of the day and after every prediction of the day before.
+    """
+    import pandas as pd
+
+    midnight = pd.Timestamp(day, tz=LOCAL_TZ)
+    return (midnight - pd.Timedelta(hours=horizon_hours)).tz_convert("UTC")
+
+
+def join_keys(flights: pd.DataFrame) -> pd.DataFrame:
+    """The Feast join keys of each flight (``flight_id`` plus one per entity view)."""
+    import pandas as pd
+
+    hour = flights["sched_dep_ts"].dt.tz_convert(LOCAL_TZ).dt.hour.astype(str).str.zfill(2)
+    return pd.DataFrame(
+        {
+            KEY: flights[KEY].to_numpy(),
+            "carrier_id": flights["carrier"].astype(str).to_numpy(),
+            "origin_id": flights["origin"].astype(str).to_numpy(),
+            "route_id": (
+                flights["origin"].astype(str) + "-" + flights["dest"].astype(str)
+            ).to_numpy(),
+            "origin_hour_id": (flights["origin"].astype(str) + "-" + hour).to_numpy(),
+            "plane_id": flights["tailnum"].astype("string").fillna("").to_numpy(),
+        }
+    )
+
+
+def keys_from_flight_ids(flight_ids: list[str]) -> pd.DataFrame:
+    """The join keys a flight id determines (every entity key but the plane's).
+
+    ``flight_id`` is ``YYYY-MM-DD/<carrier><number>/<origin>-<dest>/<HHMM local>``; carriers have
+    two characters.
+    """
+    import pandas as pd
+
+    parts = pd.Series(flight_ids, dtype=object).str.split("/", expand=True)
+    if parts.shape[1] != 4 or parts.isna().any().any():
+        raise ValueError(f"not a flight id: {flight_ids[:3]}")
+    carrier, route, hour = parts[1].str[:2], parts[2], parts[3].str[:2]
+    return pd.DataFrame(
+        {
+            KEY: list(flight_ids),
+            "carrier_id": carrier,
+            "origin_id": route.str.split("-").str[0],
+            "route_id": route,
+            "origin_hour_id": route.str.split("-").str[0] + "-" + hour,
+        }
+    )
 
 
 def label_known_time(flights: pd.DataFrame) -> pd.Series:
@@ -196,12 +267,9 @@ def build_traffic_features(flights: pd.DataFrame, day: str, horizon_hours: float
         today.groupby(["carrier", "origin"])[KEY].transform("size").to_numpy()
     )
 
-    # Delay rates over the trailing days before `day` (all labels known by the day's first prediction).
-    # Only labels observable by the day's first prediction (matters for long horizons).
-    first_prediction = t.min() if len(t) else None
-    known_by = (
-        label_known_time(flights) <= first_prediction if first_prediction is not None else False
-    )
+    # Delay rates over the trailing days before `day`: only labels observable at the day's entity
+    # stamp (before its first prediction), so one value per key serves the whole day (Feast views).
+    known_by = label_known_time(flights) <= entity_stamp(day, horizon_hours)
     history = flights.loc[(flights["flight_date"] < day) & flights[LABEL].notna() & known_by].copy()
     history["h"] = history["sched_dep_ts"].dt.tz_convert(LOCAL_TZ).dt.hour
     prior = float(history[LABEL].mean()) if len(history) else 0.2
@@ -213,8 +281,12 @@ def build_traffic_features(flights: pd.DataFrame, day: str, horizon_hours: float
         ("route_rate_hist", ["origin", "dest"]),
         ("carrier_origin_rate_hist", ["carrier", "origin"]),
         ("origin_hour_rate_hist", ["origin", "h"]),
+        ("tail_rate_hist", ["tailnum"]),
     ):
         out[name] = _smoothed_rate(history, keyed, keys, prior)
+    no_tail = today["tailnum"].isna().to_numpy()
+    out.loc[no_tail, "tail_rate_hist"] = float("nan")  # a plane entity needs a tail number
+    out["tail_legs_today"] = today.groupby("tailnum")[KEY].transform("size").astype("float64")
 
     # What the day has shown by prediction time.
     known_ts = label_known_time(flights)
@@ -257,19 +329,44 @@ def build_traffic_features(flights: pd.DataFrame, day: str, horizon_hours: float
     leg["tail_prev_delay_known"] = prev_delay.where(prev_actual <= legs["t"])
     for column in leg.columns:
         out[column] = leg[column].reindex(out.index).astype("float64")
-    return out.reset_index(drop=True)
+    return out.loc[:, [KEY, *TRAFFIC_FEATURES]].reset_index(drop=True)
 
 
 def build_feature_rows(
     flight_features: pd.DataFrame, traffic_features: pd.DataFrame
 ) -> pd.DataFrame:
-    """One row per flight with every model feature, stamped with its prediction time (for Feast)."""
-    traffic = traffic_features.loc[:, [KEY, *TRAFFIC_FEATURES]]
+    """One row per flight with its flight-level features, stamped with its prediction time (Feast's
+    flight views); the entity-level features go to ``build_entity_rows``."""
+    traffic = traffic_features.loc[:, [KEY, *FLIGHT_TRAFFIC_FEATURES]]
     rows = flight_features.loc[
         :, [KEY, "flight_date", "prediction_ts", *CATEGORICAL_FEATURES, *FLIGHT_FEATURES]
     ]
     joined = rows.merge(traffic, on=KEY, how="inner", validate="one_to_one")
     return joined.sort_values(["prediction_ts", KEY], kind="stable").reset_index(drop=True)
+
+
+def build_entity_rows(
+    flight_features: pd.DataFrame, traffic_features: pd.DataFrame, day: str, horizon_hours: float
+) -> dict[str, pd.DataFrame]:
+    """Per entity view, one row per join key of ``day``, stamped with ``entity_stamp`` (Feast).
+
+    The values come from the day's traffic features, which hold one value per key; a key with two
+    values would be a bug in the features, so it raises.
+    """
+    keyed = join_keys(flight_features).merge(
+        traffic_features.loc[:, [KEY, *ENTITY_FEATURES]], on=KEY, how="inner", validate="one_to_one"
+    )
+    stamp = entity_stamp(day, horizon_hours)
+    rows = {}
+    for view, (_, key, features) in ENTITY_VIEWS.items():
+        frame = keyed.loc[keyed[key] != "", [key, *features]].drop_duplicates()
+        if frame[key].duplicated().any():
+            bad = frame.loc[frame[key].duplicated(), key].iloc[0]
+            raise ValueError(f"{view} for {day}: {key} {bad} has more than one value of a feature")
+        frame = frame.sort_values(key, kind="stable").reset_index(drop=True)
+        frame.insert(1, ENTITY_TIMESTAMP, stamp)
+        rows[view] = frame
+    return rows
 
 
 def parity(

@@ -33,6 +33,7 @@ def decide(
     champion: Champion | None,
     comparison: PairedComparison | None,
     auc_gate: float,
+    require_improvement: bool = False,
 ) -> Decision:
     """Apply the gate's rules in order; the first that refuses explains why.
 
@@ -40,7 +41,8 @@ def decide(
     2. a backfilled (older) partition never replaces a champion from a newer partition;
     3. the candidate is not already the champion;
     4. the candidate is not significantly worse than the champion on the same holdout rows
-       (the upper end of the paired-bootstrap interval of challenger - champion AUC is >= 0).
+       (the upper end of the paired-bootstrap interval of challenger - champion AUC is >= 0);
+    5. with ``require_improvement``: it is significantly better (the lower end is > 0).
     """
     if candidate.auc < auc_gate:
         return Decision(
@@ -66,6 +68,17 @@ def decide(
             False,
             f"{candidate.name} is significantly worse than champion {champion.name}: AUC difference "
             f"{comparison.auc_difference:+.4f}, 95% CI [{comparison.ci_low:+.4f}, {comparison.ci_high:+.4f}]",
+        )
+    if require_improvement and (comparison is None or comparison.ci_low <= 0):
+        return Decision(
+            False,
+            f"{candidate.name} is not significantly better than champion {champion.name}"
+            + (
+                f": AUC difference {comparison.auc_difference:+.4f}, CI [{comparison.ci_low:+.4f},"
+                f" {comparison.ci_high:+.4f}] includes 0 (significant improvement required)"
+                if comparison is not None
+                else ": the champion could not be scored on this holdout (different features)"
+            ),
         )
     versus = (
         f"AUC difference vs champion {comparison.auc_difference:+.4f} (p={comparison.p_value:.3f})"

@@ -20,6 +20,7 @@ def rank(scored: dict[str, tuple[TrainedModel, dict[str, Any]]]) -> pd.DataFrame
             "asset": asset,
             "sha256": model.sha256,
             **metrics,
+            "train_window": model.window,
             "train_rows": model.train_rows,
             "train_first_day": model.train_first_day,
             "train_last_day": model.train_last_day,

@@ -31,6 +31,7 @@ class TrainedModel:
     train_first_day: str
     train_last_day: str
     catalog_version: str
+    window: str = "expanding"
     device: str = "cpu"
     device_note: str = ""
     resumed_from_iteration: int = 0
@@ -150,6 +151,7 @@ def fit(
         train_first_day=str(rows["flight_date"].min()),
         train_last_day=str(rows["flight_date"].max()),
         catalog_version=entry.version,
+        window="expanding" if entry.window_days is None else f"trailing {entry.window_days}d",
         device=device,
         device_note=note,
         resumed_from_iteration=done,

@@ -87,11 +87,11 @@ class FeatureStoreResource(dg.ConfigurableResource):
     def reader(self) -> OnlineFeatureReader:
         """The lean online read path over the model's feature service (built once)."""
         if self._reader is None:
-            from ml_assets.feature_repo.definitions import SERVICE
+            from ml_assets.feature_repo.definitions import KEY_SOURCES, SERVICE
             from ml_assets.feature_repo.online_reader import OnlineFeatureReader
 
             self._reader = self._guard(
-                lambda: OnlineFeatureReader.for_service(self.store(), SERVICE)
+                lambda: OnlineFeatureReader.for_service(self.store(), SERVICE, KEY_SOURCES)
             )
         return self._reader
 
@@ -107,25 +107,62 @@ class FeatureStoreResource(dg.ConfigurableResource):
         return frame
 
     def online_rows(self, entity_rows: list[dict[str, Any]]) -> OnlineBatch:
-        """Feature columns straight from the online store; raises for rows it knows nothing of."""
+        """Feature columns straight from the online store; raises for flights it knows nothing of
+        (entity views still answer for a known carrier or route, so only flight views count)."""
+        from ml_assets.feature_repo.definitions import FLIGHT_VIEWS
+
         reader = self.reader()
         batch = self._guard(lambda: reader.read(entity_rows))
-        unknown = [e for e, ts in zip(entity_rows, batch.event_ts, strict=True) if ts is None]
+        unknown = [
+            e
+            for e, gone in zip(entity_rows, batch.missing_views, strict=True)
+            if set(FLIGHT_VIEWS) <= set(gone)
+        ]
         if unknown:
             names = ", ".join(str(next(iter(e.values()))) for e in unknown[:5])
             raise FeatureStoreError(f"no features for {names} in the online store")
         return batch
 
     def online_via_sdk(self, flight_ids: list[str]) -> pd.DataFrame:
-        """The same rows through ``FeatureStore.get_online_features`` (reference path, slower)."""
+        """The same rows through ``FeatureStore.get_online_features`` (reference path, slower).
+
+        Views keyed by what the flight id determines are read first; the plane's view then
+        with the tail number the flight view served.
+        """
         import pandas as pd
 
-        response = self._retry_while_materializing(
-            lambda: self.store().get_online_features(
-                features=self.service(), entity_rows=[entity_row(f) for f in flight_ids]
+        from ml_assets.feature_repo.definitions import FLIGHT_VIEWS
+        from ml_assets.models.features import ENTITY_VIEWS, JOIN_KEYS, KEY, keys_from_flight_ids
+
+        keys = keys_from_flight_ids(flight_ids)
+        projections = self.service().feature_view_projections
+        by_id = [
+            p.name for p in projections if ENTITY_VIEWS.get(p.name, (0, "flight_id"))[1] in keys
+        ]
+        frame = self._sdk_frame(projections, by_id, keys.to_dict("records"))
+        plane_views = [p.name for p in projections if p.name not in by_id]
+        if plane_views:
+            planes = [{"plane_id": t or ""} for t in frame["tailnum"]]
+            extra = self._sdk_frame(projections, plane_views, planes)
+            frame = pd.concat([frame, extra.drop(columns=["plane_id"])], axis=1)
+        flight_stamps = [
+            f"{f.name}__ts" for p in projections if p.name in FLIGHT_VIEWS for f in p.features
+        ]
+        seconds = frame[flight_stamps].apply(pd.to_numeric, errors="coerce").fillna(0)
+        frame["features_at"] = pd.to_datetime(seconds.max(axis=1), unit="s", utc=True)
+        stamps = [c for c in frame.columns if c.endswith("__ts")]
+        return frame.drop(columns=[*stamps, *[k for k in JOIN_KEYS if k in frame and k != KEY]])
+
+    def _sdk_frame(self, projections: list, views: list[str], rows: list[dict]) -> pd.DataFrame:
+        import pandas as pd
+
+        refs = [f"{p.name}:{f.name}" for p in projections if p.name in views for f in p.features]
+        response = self._guard(
+            lambda: self._retry_while_materializing(
+                lambda: self.store().get_online_features(features=refs, entity_rows=rows)
             )
         )
-        return pd.DataFrame(response.to_dict())
+        return pd.DataFrame(response.to_dict(include_event_timestamps=True))
 
     def _guard(self, call: Any) -> Any:
         """Run an online-store call; an unreachable store becomes a clear FeatureStoreError."""
@@ -145,7 +182,8 @@ class FeatureStoreResource(dg.ConfigurableResource):
 
 
 def entity_row(flight_id: str) -> dict[str, Any]:
-    """The entity row of a flight: its id (``date/carrierNNN/ORIGIN-DEST/HHMM``) and parts."""
+    """The entity row of a flight id (``date/carrierNNN/ORIGIN-DEST/HHMM``): every join key it
+    determines (the plane's comes from the flight's served ``tailnum``)."""
     from ml_assets.serving import parse_flight_id
 
     return parse_flight_id(flight_id).entity_row()

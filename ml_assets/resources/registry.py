@@ -101,6 +101,17 @@ class ModelRegistry(dg.ConfigurableResource):
             )
         return model, manifest
 
+    def manifests(self) -> list[tuple[str, dict[str, Any]]]:
+        """(sha256, manifest) of every registered model."""
+        folder = self._root() / "models"
+        if not folder.exists():
+            return []
+        return [
+            (m.name, json.loads((m / "manifest.json").read_text()))
+            for m in sorted(folder.iterdir())
+            if (m / "manifest.json").exists()
+        ]
+
     def load_current(self) -> tuple[TrainedModel, dict[str, Any]] | None:
         current = self.current()
         return None if current is None else self.load(current["sha256"])

@@ -83,8 +83,22 @@ def test_registry_points_to_a_verified_model_with_manifest(pipeline) -> None:
     assert current is not None
     model, manifest = registry.load(current["sha256"])
     assert model.sha256 == current["sha256"]
-    assert set(manifest["inputs"]) == {"training_set", "model_leaderboard", f"model__{model.name}"}
-    assert manifest["inputs"]["training_set"]["data_version"]
+    inputs = manifest["inputs"]
+    day = current["partition"]
+    assert inputs["training_set"] == {day: inputs["training_set"][day]}
+    assert inputs["model_leaderboard"][day] and inputs[f"model__{model.name}"][day]
+    # the exact partitions down to the landed sources, each with its data version: the training
+    # window (12 days), the traffic branch's history (7 days more) and the weather of the day before
+    window = days_between(_shift(day, -11), day)
+    assert sorted(inputs["flight_features"]) == window
+    assert sorted(inputs["feast_origin_stats"]) == window
+    assert sorted(inputs["raw_flights"]) == days_between("2013-01-01", day)
+    assert sorted(inputs["raw_weather"]) == days_between(_shift(day, -12), day)
+    assert inputs["planes"] == {"static": inputs["planes"]["static"]}
+    assert all(v for parts in inputs.values() for v in parts.values())  # every data version known
+    # landed data is versioned by content, so each day's data version differs, downstream too
+    for asset in ("raw_flights", "raw_weather", "flight_features", "feast_route_stats"):
+        assert len(set(inputs[asset].values())) == len(inputs[asset]), asset
     assert manifest["catalog_entry"]["name"] == model.name
     assert manifest["metrics"]["auc"] >= settings.auc_gate
     decisions = [
@@ -96,6 +110,30 @@ def test_registry_points_to_a_verified_model_with_manifest(pipeline) -> None:
     assert current["partition"] == promoted[-1]["partition"]
     later = [d for d in decisions[1:] if d["comparison"] is not None]
     assert all(-1 < d["comparison"]["auc_difference"] < 1 for d in later)
+
+
+def _shift(day: str, days: int) -> str:
+    import datetime as dt
+
+    return (dt.date.fromisoformat(day) + dt.timedelta(days=days)).isoformat()
+
+
+def test_blast_radius_finds_the_deployed_models_built_on_a_partition(pipeline) -> None:
+    from ml_assets.lineage import downstream_partitions, manifests_using
+
+    settings, defs, _, _ = pipeline
+    registry = ModelRegistry(base_path=settings.registry_base)
+    current = registry.current()
+    hits = manifests_using(registry.manifests(), "raw_flights", "2013-01-05")
+    assert current["sha256"] in {h["sha256"] for h in hits}
+    assert all(h["data_version"] for h in hits)
+    assert manifests_using(registry.manifests(), "raw_flights", "2013-02-20") == []
+    graph = defs.resolve_asset_graph()
+    affected = downstream_partitions(graph, "raw_flights", "2013-01-05")
+    # the traffic branch's 7-day history, then the 12-day training window
+    assert affected["traffic_features"] == days_between("2013-01-05", "2013-01-12")
+    assert affected["model__gbdt"] == days_between("2013-01-05", "2013-01-23")
+    assert affected["deployed_model"] == affected["model__gbdt"]
 
 
 def test_rematerializing_a_model_gives_the_same_hash(pipeline) -> None:
@@ -126,11 +164,13 @@ def test_backfilled_partition_does_not_replace_newer_champion(pipeline) -> None:
 
 def test_rematerializing_a_day_rewrites_byte_identical_files(pipeline) -> None:
     """Idempotency: the day's frames (Parquet) and models come out byte for byte the same."""
+    from ml_assets.feature_repo.definitions import ENTITY_ASSETS
+
     settings, defs, instance, _ = pipeline
     day = TRAIN_DAYS[-1]
     lake = Path(settings.lake_base)
     assets = ["raw_flights", "raw_weather", "flight_features", "traffic_features",
-              "feast_features", "training_set", "model__gbdt_recent"]  # fmt: skip
+              "feast_features", *ENTITY_ASSETS.values(), "training_set", "model__gbdt_recent"]  # fmt: skip
     files = [f for a in assets for f in (lake / a).glob(f"{day}.*")]
     before = {f: f.read_bytes() for f in files}
     result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
@@ -139,3 +179,22 @@ def test_rematerializing_a_day_rewrites_byte_identical_files(pipeline) -> None:
     assert result.success and len(before) == len(assets) + 1  # the model has .txt and .json
     changed = [str(f.relative_to(lake)) for f, data in before.items() if f.read_bytes() != data]
     assert changed == []
+
+
+def test_blast_radius_command_lists_the_deployments(
+    pipeline, tmp_path, monkeypatch, capsys
+) -> None:
+    from ml_assets.cli import main
+
+    settings, _, _, _ = pipeline
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("ML_ASSETS_ROOT", str(tmp_path))
+    monkeypatch.setenv("ML_ASSETS_REGISTRY", settings.registry_base)
+    assert main(["blast-radius", "--asset", "raw_flights", "--partition", "2013-01-05"]) == 0
+    out = capsys.readouterr().out
+    current = ModelRegistry(base_path=settings.registry_base).current()
+    assert f"{current['sha256'][:12]}  promoted for {current['partition']}" in out
+    assert "<- current" in out and "model__gbdt" in out
+    assert main(["blast-radius", "--asset", "no_such_asset", "--partition", "2013-01-05"]) == 2

@@ -11,11 +11,13 @@ import pytest
 from upath import UPath
 
 from ml_assets.feature_repo.config import render_feature_store_yaml, store_config
+from ml_assets.feature_repo.definitions import feast_frames
 from ml_assets.models.catalog import CatalogEntry
 from ml_assets.models.features import (
+    ENTITY_FEATURES,
     FEATURES,
+    JOIN_KEYS,
     KEY,
-    build_feature_rows,
     build_flight_features,
     build_traffic_features,
     parity,
@@ -53,7 +55,8 @@ def lake(tmp_path_factory: pytest.TempPathFactory, landing_dir: Path) -> dict:
         t = build_traffic_features(
             pd.concat([flights[d] for d in history[max(0, i - 7) : i + 1]]), day, 2.0
         )
-        dump_object(build_feature_rows(f, t), UPath(root / "lake" / "feast_features" / day))
+        for asset, frame in feast_frames(f, t, day, 2.0).items():
+            dump_object(frame, UPath(root / "lake" / asset / day))
         ff.append(f)
         tf.append(t)
     return {
@@ -97,12 +100,21 @@ def test_historical_features_are_point_in_time_correct(
     online_store: FeatureStoreResource, lake: dict
 ) -> None:
     rows = _rows(lake).sample(40, random_state=1)
-    at = rows.loc[:, [KEY, "prediction_ts"]].rename(columns={"prediction_ts": "event_timestamp"})
+    at = rows.loc[:, [KEY, *JOIN_KEYS, "prediction_ts"]].rename(
+        columns={"prediction_ts": "event_timestamp"}
+    )
     exact = online_store.historical(at)
-    assert parity(exact, rows).all().all()
+    expected = rows.merge(
+        lake["traffic_features"].drop(columns=[c for c in rows if c != KEY], errors="ignore"),
+        on=KEY,
+    )
+    assert parity(exact, expected).all().all()  # entity views too, joined point in time
     # A feature row stamped after the entity's time never reaches it.
     before = at.assign(event_timestamp=at["event_timestamp"] - pd.Timedelta(minutes=1))
-    assert online_store.historical(before).loc[:, list(FEATURES)].isna().all().all()
+    early = online_store.historical(before)
+    assert early.loc[:, [f for f in FEATURES if f not in ENTITY_FEATURES]].isna().all().all()
+    # ... while the entity views' rows of the day were known before its first prediction.
+    assert parity(early, expected, ENTITY_FEATURES).all().all()
     # Older than the views' TTL: not served either.
     later = at.assign(event_timestamp=at["event_timestamp"] + pd.Timedelta(days=3))
     assert online_store.historical(later).loc[:, list(FEATURES)].isna().all().all()
@@ -112,7 +124,9 @@ def test_online_matches_offline(online_store: FeatureStoreResource, lake: dict) 
     rows = _rows(lake).sample(50, random_state=2)
     online = online_store.online(rows[KEY].tolist())
     offline = online_store.historical(
-        rows.loc[:, [KEY, "prediction_ts"]].rename(columns={"prediction_ts": "event_timestamp"})
+        rows.loc[:, [KEY, *JOIN_KEYS, "prediction_ts"]].rename(
+            columns={"prediction_ts": "event_timestamp"}
+        )
     )
     agree = parity(online, offline)
     assert agree.shape == (50, len(FEATURES)) and agree.all().all()
@@ -185,9 +199,14 @@ def test_flight_ids_follow_the_pipelines_key() -> None:
     flight = Flight("B6", 27, "JFK", "BUF", "2013-01-14 23:59", tailnum="N123JB")
     assert parse_flight_id(flight.flight_id) == Flight("B6", 27, "JFK", "BUF", "2013-01-14 23:59")
     assert flight.entity_row() == {
-        "flight_id": "2013-01-14/B627/JFK-BUF/2359", "carrier": "B6", "origin": "JFK",
-        "dest": "BUF", "route": "JFK-BUF", "tailnum": "N123JB",
+        "flight_id": "2013-01-14/B627/JFK-BUF/2359", "carrier_id": "B6", "origin_id": "JFK",
+        "route_id": "JFK-BUF", "origin_hour_id": "JFK-23", "plane_id": "N123JB",
     }  # fmt: skip
+    from ml_assets.models.features import keys_from_flight_ids
+
+    ids = ["2013-01-14/B627/JFK-BUF/2359", "2013-01-14/9E3320/LGA-BUF/0605"]
+    derived = [parse_flight_id(i).entity_row() for i in ids]
+    assert derived == keys_from_flight_ids(ids).to_dict("records")
 
 
 def test_missing_online_store_is_a_clear_error(lake: dict) -> None:

@@ -8,13 +8,19 @@ import pytest
 
 from ml_assets.models.features import (
     CATEGORICAL_FEATURES,
+    ENTITY_TIMESTAMP,
+    ENTITY_VIEWS,
     FLIGHT_FEATURES,
     HISTORY_PRIOR_WEIGHT,
     KEY,
     LABEL,
     TRAFFIC_FEATURES,
+    build_entity_rows,
     build_flight_features,
     build_traffic_features,
+    entity_stamp,
+    join_keys,
+    keys_from_flight_ids,
     label_known_time,
     prediction_time,
 )
@@ -249,11 +255,16 @@ def test_history_rates_use_only_days_before_the_day(traffic, history) -> None:
     # ... and they do use the days before (the check can fail).
     earlier = history["flight_date"] < DAY
     all_late_before = build_traffic_features(_make_late(history, earlier), DAY, HORIZON)
-    assert (all_late_before[RATE_FEATURES] > traffic[RATE_FEATURES]).all().all()
+    no_plane = traffic[RATE_FEATURES].isna()  # tail_rate_hist of flights without a tail number
+    assert (no_plane.sum() == 0).drop("tail_rate_hist").all()
+    assert ((all_late_before[RATE_FEATURES] > traffic[RATE_FEATURES]) | no_plane).all().all()
 
 
 def test_history_rates_are_smoothed_towards_the_prior(traffic, history) -> None:
-    past = history.loc[(history["flight_date"] < DAY) & history[LABEL].notna()]
+    known = label_known_time(history) <= entity_stamp(
+        DAY, HORIZON
+    )  # late flights of DAY - 1 are not
+    past = history.loc[(history["flight_date"] < DAY) & history[LABEL].notna() & known]
     prior = past[LABEL].mean()
     today = history.loc[history["flight_date"] == DAY].set_index(KEY)
     features = traffic.set_index(KEY)
@@ -330,3 +341,70 @@ def test_tail_features_follow_the_planes_legs(traffic, history) -> None:
                 assert np.isnan(value)
     untailed = today.loc[today["tailnum"].isna(), KEY]
     assert features.loc[untailed, "tail_leg_index"].isna().all()
+
+
+def _shuffle_future(frame: pd.DataFrame, future: pd.Series, columns: list[str]) -> pd.DataFrame:
+    """Permute ``columns`` among the ``future`` rows (outcomes or observations of later days)."""
+    out = frame.copy()
+    rows = out.index[future]
+    order = np.random.default_rng(7).permutation(len(rows))
+    for column in columns:
+        out.loc[rows, column] = out.loc[rows, column].to_numpy()[order]
+    return out
+
+
+def _every_feature(flights: pd.DataFrame, weather: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Every frame the feature store serves for DAY: flight rows and each entity view's rows."""
+    from ml_assets.feature_repo.definitions import feast_frames
+
+    day_flights = flights.loc[flights["flight_date"] == DAY].reset_index(drop=True)
+    ff = build_flight_features(day_flights, weather, _samples.planes(), HORIZON)
+    tf = build_traffic_features(flights, DAY, HORIZON)
+    return feast_frames(ff, tf, DAY, HORIZON)
+
+
+def test_shuffling_the_days_after_d_changes_no_feature_of_day_d(history) -> None:
+    """The leakage test over every feature (flight, traffic and entity views): outcomes,
+    schedules and weather of the days after D are shuffled; no feature of D changes."""
+    later = _samples.days(_samples.shift_day(DAY, 1), _samples.shift_day(DAY, 3))
+    flights = pd.concat([history, _samples.flights(*later)], ignore_index=True)
+    weather = _samples.weather(_samples.shift_day(DAY, -1), DAY, *later)
+    baseline = _every_feature(flights, weather)
+    assert set(baseline) == {"feast_features", *(f"feast_{v}" for v in ENTITY_VIEWS)}
+    future = flights["flight_date"] > DAY
+    shuffled = _shuffle_future(
+        flights, future, [*OUTCOME_COLUMNS, "sched_dep_ts", "origin", "tailnum", "carrier"]
+    )
+    wx_future = weather["obs_ts"] > _local(_samples.shift_day(DAY, 1), 0)
+    wx_values = [c for c in weather.columns if c not in ("origin", "obs_ts")]
+    perturbed = _every_feature(shuffled, _shuffle_future(weather, wx_future, wx_values))
+    for name, frame in baseline.items():
+        pd.testing.assert_frame_equal(perturbed[name], frame, obj=name)
+    # ... and the check can fail: shuffling the day itself changes features.
+    today = flights["flight_date"] == DAY
+    changed = _every_feature(_shuffle_future(flights, today, OUTCOME_COLUMNS), weather)
+    assert not changed["feast_features"].equals(baseline["feast_features"])
+
+
+def test_entity_rows_are_the_flights_values_known_before_the_days_first_prediction(
+    traffic, history, flight_feats
+) -> None:
+    rows = build_entity_rows(flight_feats, traffic, DAY, HORIZON)
+    keys = join_keys(flight_feats).merge(traffic, on=KEY)
+    stamp = entity_stamp(DAY, HORIZON)
+    assert stamp <= flight_feats["prediction_ts"].min()
+    previous = history.loc[history["flight_date"] == _samples.shift_day(DAY, -1)]
+    assert stamp > prediction_time(previous["sched_dep_ts"], HORIZON).max()
+    for view, (_, key, features) in ENTITY_VIEWS.items():
+        frame = rows[view]
+        assert frame[key].is_unique and (frame[ENTITY_TIMESTAMP] == stamp).all()
+        served = keys.loc[keys[key] != "", [KEY, key]].merge(frame, on=key, how="left")
+        expected = keys.set_index(KEY).loc[served[KEY], list(features)]
+        assert np.allclose(served[list(features)], expected, equal_nan=True), view
+    assert set(rows["plane_stats"]["plane_id"]) == set(flight_feats["tailnum"].dropna())
+
+
+def test_keys_from_flight_ids_match_the_flights_join_keys(flight_feats) -> None:
+    keys = join_keys(flight_feats)
+    from_ids = keys_from_flight_ids(keys[KEY].tolist())
+    pd.testing.assert_frame_equal(from_ids, keys.drop(columns=["plane_id"]))

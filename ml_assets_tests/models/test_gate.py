@@ -94,3 +94,31 @@ def test_rules_apply_in_order() -> None:
     assert "backfill" in decide(CANDIDATE, newer_same, WORSE, GATE).reason
     older_same = Champion(name="gbdt", sha256=CANDIDATE.sha256, partition="2013-03-01")
     assert "already the champion" in decide(CANDIDATE, older_same, WORSE, GATE).reason
+
+
+BETTER = PairedComparison(
+    auc_difference=0.0210, ci_low=0.0052, ci_high=0.0371, p_value=0.01, samples=200
+)
+
+
+def test_requiring_improvement_refuses_a_challenger_that_is_merely_not_worse() -> None:
+    decision = decide(CANDIDATE, CHAMPION, NOT_WORSE, GATE, require_improvement=True)
+    assert not decision.promote
+    assert "not significantly better" in decision.reason and "dart" in decision.reason
+    assert "+0.0042" in decision.reason and "[-0.0101, +0.0187]" in decision.reason
+    # without the requirement the same comparison promotes
+    assert decide(CANDIDATE, CHAMPION, NOT_WORSE, GATE).promote
+
+
+def test_requiring_improvement_promotes_a_significantly_better_challenger() -> None:
+    decision = decide(CANDIDATE, CHAMPION, BETTER, GATE, require_improvement=True)
+    assert decision.promote and "+0.0210" in decision.reason
+
+
+def test_requiring_improvement_with_no_champion_or_no_comparison() -> None:
+    assert decide(CANDIDATE, None, None, GATE, require_improvement=True).promote
+    unscored = decide(CANDIDATE, CHAMPION, None, GATE, require_improvement=True)
+    assert not unscored.promote and "could not be scored" in unscored.reason
+    # the absolute gate still comes first
+    weak = Candidate(name="rf", sha256="r" * 64, auc=0.6543, partition="2013-03-14")
+    assert "below the gate" in decide(weak, CHAMPION, BETTER, GATE, require_improvement=True).reason
