@@ -154,13 +154,18 @@ class OnlineFeatureReader:
                 raise KeyError(f"entity rows lack join keys {wanted} (given: {sorted(given)})")
             for join_keys in ready:
                 views = pending.pop(join_keys)
-                rows = [self._keys_of(join_keys, entity_rows, columns, i) for i in range(n)]
-                keys = [self._encode(join_keys, row) for row in rows]
+                slot: dict[tuple[Any, ...], int] = {}  # each distinct key is read once
+                at = [
+                    slot.setdefault(self._key_values(join_keys, entity_rows, columns, i), len(slot))
+                    for i in range(n)
+                ]
+                keys = [self._encode(join_keys, values) for values in slot]
                 read = self._backend.read(views, keys)
                 for view, (raw, event_ts) in zip(views, read, strict=True):
                     for feature in view.features:
-                        columns[feature] = decode_column(raw[feature])
-                    for i, stamp in enumerate(event_ts):
+                        columns[feature] = _take(decode_column(raw[feature]), at, len(slot))
+                    for i, j in enumerate(at):
+                        stamp = event_ts[j]
                         if stamp is None:
                             missing[i].append(view.name)
                         else:
@@ -174,33 +179,63 @@ class OnlineFeatureReader:
     def _has(self, key: str, given: set[str], columns: dict[str, Any]) -> bool:
         return key in given or self._key_sources.get(key) in columns
 
-    def _keys_of(
+    def _key_values(
         self, join_keys: tuple[str, ...], rows: list[dict[str, Any]], columns: dict, i: int
-    ) -> dict[str, Any]:
+    ) -> tuple[Any, ...]:
         """Row ``i``'s values of ``join_keys``, from the entity row or the feature providing it."""
-        out = {}
+        row = rows[i]
+        out = []
         for key in join_keys:
-            if key in rows[i]:
-                out[key] = rows[i][key]
+            if key in row:
+                out.append(row[key])
             else:
                 value = columns[self._key_sources[key]][i]
-                out[key] = "" if value is None else value
-        return out
+                out.append("" if value is None else value)
+        return tuple(out)
+
+
+def _take(column: Any, at: list[int], distinct: int) -> Any:
+    """Spread a column read for the distinct keys back to every entity row."""
+    if distinct == len(at):
+        return column
+    if isinstance(column, list):
+        return [column[j] for j in at]
+    return column[at]
 
 
 def _entity_key_encoder(version: int) -> Any:
-    """Feast's own entity key serialization, so keys match what materialization wrote."""
+    """Feast's entity key serialization for string keys (``serialize_entity_key``, version 3),
+    with the join-key header built once per view; a test pins it to Feast's own function."""
     from feast.infra.key_encoding_utils import serialize_entity_key
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey
-    from feast.protos.feast.types.Value_pb2 import Value
+    from feast.protos.feast.types.Value_pb2 import Value, ValueType
 
-    def encode(join_keys: tuple[str, ...], row: dict[str, Any]) -> bytes:
-        try:
-            values = [Value(string_val=str(row[k])) for k in join_keys]
-        except KeyError as exc:
-            raise KeyError(f"entity row {row} lacks join key {exc.args[0]!r}") from None
-        key = EntityKey(join_keys=list(join_keys), entity_values=values)
-        return serialize_entity_key(key, entity_key_serialization_version=version)
+    string = int(ValueType.STRING)
+    headers: dict[tuple[str, ...], tuple[bytes, list[int]]] = {}
+
+    def header(join_keys: tuple[str, ...]) -> tuple[bytes, list[int]]:
+        order = sorted(range(len(join_keys)), key=lambda i: join_keys[i])
+        parts = [struct.pack("<I", len(join_keys))]
+        for i in order:
+            name = join_keys[i].encode()
+            parts.append(struct.pack("<II", string, len(name)) + name)
+        return b"".join(parts), order
+
+    def encode(join_keys: tuple[str, ...], values: tuple[Any, ...]) -> bytes:
+        if version != 3:
+            key = EntityKey(
+                join_keys=list(join_keys), entity_values=[Value(string_val=str(v)) for v in values]
+            )
+            return serialize_entity_key(key, entity_key_serialization_version=version)
+        found = headers.get(join_keys)
+        if found is None:
+            found = headers[join_keys] = header(join_keys)
+        head, order = found
+        out = [head]
+        for i in order:
+            value = str(values[i]).encode()
+            out.append(struct.pack("<II", string, len(value)) + value)
+        return b"".join(out)
 
     return encode
 
@@ -223,27 +258,23 @@ class _SqliteBackend:
         ]
 
     def _read_view(self, view: ViewSpec, keys: list[bytes]) -> Raw:
-        """One indexed ``IN`` lookup over the distinct keys; rows go back to every position."""
-        distinct = dict.fromkeys(keys)
-        slot = {key: i for i, key in enumerate(distinct)}
+        """One indexed ``IN`` lookup; the reader passes each key once."""
+        slot = {key: i for i, key in enumerate(keys)}
         rows = self._connection.execute(
             f"SELECT entity_key, feature_name, value, event_ts FROM "
-            f'"{self._project}_{view.name}" WHERE entity_key IN ({",".join("?" * len(slot))})',
-            list(slot),
+            f'"{self._project}_{view.name}" WHERE entity_key IN ({",".join("?" * len(keys))})',
+            keys,
         ).fetchall()
-        raw: dict[str, list[bytes | None]] = {f: [None] * len(slot) for f in view.features}
-        event_ts: list[Any] = [None] * len(slot)
+        raw: dict[str, list[bytes | None]] = {f: [None] * len(keys) for f in view.features}
+        event_ts: list[Any] = [None] * len(keys)
         for key, feature, value, stamp in rows:
             column = raw.get(feature)
             if column is not None:
                 i = slot[key]
                 column[i] = value
                 event_ts[i] = stamp
-        stamps = [_parse_sqlite_ts(s) for s in event_ts]
-        if len(slot) == len(keys):
-            return raw, stamps
-        at = [slot[key] for key in keys]
-        return {f: [c[i] for i in at] for f, c in raw.items()}, [stamps[i] for i in at]
+        parsed = {s: _parse_sqlite_ts(s) for s in set(event_ts)}
+        return raw, [parsed[s] for s in event_ts]
 
 
 _CHUNK = 10000  # keys per statement, well under SQLite's bound-variable limit
@@ -295,7 +326,11 @@ class _RedisBackend:
         for view in views:
             raw = {f: [r[start + j] for r in replies] for j, f in enumerate(view.features)}
             end = start + len(view.features)
-            out.append((raw, [_parse_redis_ts(r[end]) for r in replies]))
+            stamps: dict[bytes | None, dt.datetime | None] = {}
+            for r in replies:
+                if r[end] not in stamps:
+                    stamps[r[end]] = _parse_redis_ts(r[end])
+            out.append((raw, [stamps[r[end]] for r in replies]))
             start = end + 1
         return out
 

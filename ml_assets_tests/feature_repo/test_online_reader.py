@@ -30,3 +30,26 @@ def test_decode_nan_and_missing() -> None:
 
     assert math.isnan(decode_value(Value(double_val=float("nan")).SerializeToString()))
     assert decode_value(None) is None and decode_value(b"") is None
+
+
+@pytest.mark.parametrize(
+    "join_keys, values",
+    [
+        (("flight_id",), ("2013-01-14/B627/JFK-BUF/2359",)),
+        (("plane_id",), ("",)),
+        (("origin_hour_id",), ("JFK-05",)),
+        (("route_id", "carrier_id"), ("JFK-BUF", "B6")),
+        (("zeta", "alpha", "mid"), ("Zürich", 42, "x" * 300)),
+    ],
+)
+def test_entity_keys_match_feasts_serialization(join_keys, values) -> None:
+    from feast.infra.key_encoding_utils import serialize_entity_key
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+
+    from ml_assets.feature_repo.online_reader import _entity_key_encoder
+
+    feast_key = EntityKey(
+        join_keys=list(join_keys), entity_values=[Value(string_val=str(v)) for v in values]
+    )
+    expected = serialize_entity_key(feast_key, entity_key_serialization_version=3)
+    assert _entity_key_encoder(3)(join_keys, values) == expected
