@@ -379,8 +379,8 @@ def test_browser_shows_graph_partitions_and_backfill(ui: Deployment) -> None:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         expect.set_options(timeout=60_000)
         # The graph in its own context, navigation hidden: wide enough for the nodes' details
-        # (latest event, checks, partitions); a much larger graph would need a larger viewport.
-        graph = browser.new_page(viewport={"width": 2200, "height": 1300})
+        # (latest event, checks, partitions); tall for the feast multi-asset's six outputs.
+        graph = browser.new_page(viewport={"width": 2400, "height": 2400})
         graph.set_default_timeout(60_000)
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
         page.set_default_timeout(60_000)

@@ -15,12 +15,8 @@ import pytest
 from upath import UPath
 
 from ml_assets.definitions import build_defs
-from ml_assets.models.features import (
-    KEY,
-    build_feature_rows,
-    build_flight_features,
-    build_traffic_features,
-)
+from ml_assets.feature_repo.definitions import SOURCE_ASSET, feast_frames
+from ml_assets.models.features import KEY, build_flight_features, build_traffic_features
 from ml_assets.models.prepare import prepare_flights, prepare_planes, prepare_weather
 from ml_assets.resources.lake import dump_object
 from ml_assets.settings import Settings
@@ -61,23 +57,27 @@ def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     server.wait(timeout=10)
 
 
-def _feature_rows(landing: str) -> pd.DataFrame:
+def _feast_frames(landing: str) -> dict[str, pd.DataFrame]:
     planes = prepare_planes(read_reference(landing, "planes"))
     days = days_between("2013-01-02", DAY)
     flights = pd.concat([prepare_flights(read_daily(landing, "flights", d), d) for d in days])
     weather = pd.concat([prepare_weather(read_daily(landing, "weather", d), d) for d in days[-2:]])
     today = flights.loc[flights["flight_date"].astype(str) == DAY]
-    return build_feature_rows(
+    return feast_frames(
         build_flight_features(today, weather, planes, 2.0),
         build_traffic_features(flights, DAY, 2.0),
+        DAY,
+        2.0,
     )
 
 
 def test_online_materialization_survives_redis_connection_resets(
     settings: Settings, tmp_path: Path, private_redis: int
 ) -> None:
-    rows = _feature_rows(settings.landing_base)
-    dump_object(rows, UPath(settings.lake_base) / "feast_features" / DAY)
+    frames = _feast_frames(settings.landing_base)
+    for asset, frame in frames.items():
+        dump_object(frame, UPath(settings.lake_base) / asset / DAY)
+    rows = frames[SOURCE_ASSET]
     proxy = ResettingProxy(("127.0.0.1", private_redis), resets=RESETS)
     faulty = settings.model_copy(
         update={"feast_online_store": "redis", "redis_connection": f"127.0.0.1:{proxy.port}",
