@@ -183,6 +183,46 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plan_backfill(args: argparse.Namespace) -> int:
+    """Print the plan of a backfill (runs, steps, CPU/GPU-hours, wall-clock, cost), or compare
+    the latest (or ``--backfill``) backfill with what the plan said before it ran."""
+    import dagster as dg
+
+    from ml_assets import backfill_plan as bp
+    from ml_assets.definitions import build_defs
+    from ml_assets.sources.landing import days_between
+
+    _instance_home()
+    settings = Settings.from_env()
+    defs = build_defs(settings)
+    days = days_between(args.start, args.end)
+    with dg.DagsterInstance.get() as instance:
+        if not args.compare:
+            plan = bp.plan_from_instance(
+                defs, instance, settings, args.job, days, job_backfill=args.job_backfill
+            )
+            print(bp.format_plan(plan, args.job))
+            return 0
+        backfills = (
+            [args.backfill]
+            if args.backfill
+            else [b.backfill_id for b in instance.get_backfills(limit=1)]
+        )
+        if not backfills or backfills[0] is None:
+            print("plan-backfill --compare: no backfill in this instance", file=sys.stderr)
+            return 1
+        actual = bp.actual_backfill(
+            instance, backfills[0], bp.collect_steps(defs, args.job), bp.prices_from(settings)
+        )
+        plan = bp.plan_from_instance(
+            defs, instance, settings, args.job, days, before=actual.requested_at,
+            job_backfill=args.job_backfill,
+        )  # fmt: skip
+        print(bp.format_plan(plan, args.job))
+        print(bp.format_compare(plan, actual))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ml-assets", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -198,6 +238,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--start", required=True)
     p.add_argument("--end", required=True)
     p.set_defaults(func=cmd_materialize)
+
+    p = sub.add_parser("plan-backfill", help="runs, steps, hours and cost of a backfill")
+    p.add_argument("--start", required=True)
+    p.add_argument("--end", required=True)
+    p.add_argument("--job", default="daily_pipeline", help="the job whose assets are backfilled")
+    p.add_argument(
+        "--job-backfill", action="store_true",
+        help="planned as a backfill of the job (one run per day) instead of its assets",
+    )  # fmt: skip
+    p.add_argument("--compare", action="store_true", help="estimate vs actual of a backfill")
+    p.add_argument("--backfill", help="backfill id for --compare (default: the latest)")
+    p.set_defaults(func=cmd_plan_backfill)
 
     p = sub.add_parser("demo", help="land a few weeks and materialize the whole graph")
     p.add_argument("--start", default="2013-01-01")

@@ -7,8 +7,10 @@ import dagster as dg
 
 from ml_assets.assets import OWNERS
 from ml_assets.assets.errors import persistent_failures
+from ml_assets.assets.ranges import BACKFILL_POLICY, partition_days, per_day
 from ml_assets.partitions import daily
 from ml_assets.resources.feature_store import FeatureStoreResource
+from ml_assets.resources.lake_ranges import window
 from ml_assets.settings import Settings
 from ml_assets.types import Frame
 
@@ -30,7 +32,7 @@ def online_window(day: str, horizon_hours: float) -> tuple[dt.datetime, dt.datet
 def build_feature_store_assets(settings: Settings) -> list:
     @dg.asset(
         partitions_def=daily, group_name=GROUP, kinds={"feast", "parquet"}, owners=OWNERS,
-        code_version="1", io_manager_key="lake",
+        code_version="1", io_manager_key="lake", backfill_policy=BACKFILL_POLICY,
     )  # fmt: skip
     def feast_features(
         context: dg.AssetExecutionContext, flight_features: Frame, traffic_features: Frame
@@ -39,19 +41,27 @@ def build_feature_store_assets(settings: Settings) -> list:
         the Parquet files Feast's offline store (duckdb) reads."""
         from ml_assets.models.features import build_feature_rows
 
-        with persistent_failures(f"feast_features[{context.partition_key}]"):
-            return build_feature_rows(flight_features, traffic_features)
+        def one_day(day: str) -> Frame:
+            with persistent_failures(f"feast_features[{day}]"):
+                return build_feature_rows(
+                    window(flight_features, day, 1), window(traffic_features, day, 1)
+                )
+
+        return per_day(context, one_day)
 
     @dg.asset(
         partitions_def=daily, group_name=GROUP, kinds={"feast"}, owners=OWNERS, code_version="1",
-        deps=[feast_features], retry_policy=dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
+        deps=[feast_features], backfill_policy=BACKFILL_POLICY, retry_policy=dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
     )  # fmt: skip
     def online_features(
         context: dg.AssetExecutionContext, feature_store: FeatureStoreResource
     ) -> dg.MaterializeResult:
         """The day's feature rows materialized into the online store (SQLite locally, Redis in
-        production); re-running a day overwrites the same keys."""
-        start, end = online_window(context.partition_key, settings.prediction_horizon_hours)
+        production); re-running a day overwrites the same keys. A range run materializes its
+        days in one call."""
+        days = partition_days(context)
+        start = online_window(days[0], settings.prediction_horizon_hours)[0]
+        end = online_window(days[-1], settings.prediction_horizon_hours)[1]
         feature_store.apply()
         feature_store.materialize(start, end)
         return dg.MaterializeResult(

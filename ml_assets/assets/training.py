@@ -7,6 +7,7 @@ import dagster as dg
 from ml_assets import k8s
 from ml_assets.assets import OWNERS
 from ml_assets.assets.errors import persistent_failures
+from ml_assets.assets.versions import versioned
 from ml_assets.models.catalog import CatalogEntry
 from ml_assets.models.train import TrainedModel
 from ml_assets.partitions import daily, trailing
@@ -66,7 +67,7 @@ def build_training_set_asset(settings: Settings) -> dg.AssetsDefinition:
                 flight_branch, traffic_branch, day, settings.holdout_days,
                 max_unmatched_rows=int(quarantine_limit(settings, len(flight_features))),
             )  # fmt: skip
-        return gate.finish(
+        frame = gate.finish(
             gate.check("training_set", frame, gate.params()),
             "training_set",
             {
@@ -80,6 +81,7 @@ def build_training_set_asset(settings: Settings) -> dg.AssetsDefinition:
                 "feature_service": feature_store.service().name,
             },
         )
+        return versioned(context, frame)
 
     return training_set
 
@@ -118,7 +120,7 @@ def build_model_asset(entry: CatalogEntry, settings: Settings) -> dg.AssetsDefin
                 "device_note": model.device_note or "as requested",
             }
         )
-        return model
+        return versioned(context, model)
 
     return _model
 
