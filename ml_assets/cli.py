@@ -77,6 +77,17 @@ def materialize(defs, instance, job: str, days: list[str]):
     )
 
 
+def materialize_as_range(defs, instance, job: str, days: list[str]):
+    """One run over ``days`` (the job's assets are single-run: raw and features)."""
+    from ml_assets.runner import materialize_range
+
+    summary = materialize_range(
+        defs, instance, job, days[0], days[-1], tags={"ml_assets/launched_by": "cli"}
+    )
+    _print_run(summary)
+    return [summary]
+
+
 def _print_leaderboard(lake: str, day: str) -> None:
     from upath import UPath
 
@@ -118,8 +129,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         with _stderr_to(log):
             print("2/4 reference data")
             runs = materialize(defs, instance, REFERENCE_JOB, [None])
-            print(f"3/4 ingestion and features for {len(days) - args.train_days} days")
-            runs += materialize(defs, instance, FEATURES_JOB, days[: -args.train_days])
+            print(f"3/4 ingestion and features for {len(days) - args.train_days} days, one run")
+            runs += materialize_as_range(defs, instance, FEATURES_JOB, days[: -args.train_days])
             print(
                 f"4/4 the whole graph (training, leaderboard, deployment) for the last {args.train_days} days"
             )
@@ -223,6 +234,32 @@ def cmd_plan_backfill(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backfill(args: argparse.Namespace) -> int:
+    """Launch an asset backfill of the daily graph over a range through the running UI."""
+    from ml_assets.backfill_launch import (
+        launch_backfill,
+        partitioned_assets,
+        progress_line,
+        wait_backfill,
+    )
+    from ml_assets.execution import DAILY_GROUPS
+    from ml_assets.sources.landing import days_between
+
+    days = days_between(args.start, args.end)
+    groups = args.groups.split(",") if args.groups else DAILY_GROUPS
+    assets = partitioned_assets(args.url, groups)
+    title = args.title or f"ml-assets backfill {args.start}..{args.end}"
+    backfill_id = launch_backfill(args.url, days[0], days[-1], assets, title)
+    print(f"backfill {backfill_id}: {len(assets)} assets x {len(days)} days")
+    print(f"  watch: {args.url}/runs/b/{backfill_id}")
+    if not args.wait:
+        return 0
+    status = wait_backfill(
+        args.url, backfill_id, args.timeout, report=lambda s: print("  " + progress_line(s))
+    )
+    return 0 if status["status"] == "COMPLETED_SUCCESS" else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ml-assets", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -250,6 +287,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compare", action="store_true", help="estimate vs actual of a backfill")
     p.add_argument("--backfill", help="backfill id for --compare (default: the latest)")
     p.set_defaults(func=cmd_plan_backfill)
+
+    p = sub.add_parser("backfill", help="launch an asset backfill through the running UI")
+    p.add_argument("--start", required=True)
+    p.add_argument("--end", required=True)
+    p.add_argument("--url", default="http://127.0.0.1:3000", help="the webserver (ml-assets up)")
+    p.add_argument("--groups", help="asset groups, comma-separated (default: the daily graph)")
+    p.add_argument("--title")
+    p.add_argument("--wait", action="store_true", help="print progress until it ends")
+    p.add_argument("--timeout", type=float, default=24 * 3600, help="seconds, with --wait")
+    p.set_defaults(func=cmd_backfill)
 
     p = sub.add_parser("demo", help="land a few weeks and materialize the whole graph")
     p.add_argument("--start", default="2013-01-01")

@@ -83,7 +83,9 @@ def build_feature_store_assets(settings: Settings) -> list:
         feast_features: Frame,
     ) -> dg.AssetCheckResult:
         from ml_assets.models.features import KEY, parity
+        from ml_assets.resources.lake import concat_partitions
 
+        feast_features = concat_partitions(feast_features)  # a range run: sampled over its days
         sample = feast_features.sample(
             n=min(PARITY_SAMPLE, len(feast_features)), random_state=settings.seed
         )
