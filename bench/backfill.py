@@ -90,6 +90,7 @@ def plain_python(
     import io
 
     import pandas as pd
+    from upath import UPath
 
     from ml_assets.assets.feature_store import online_window
     from ml_assets.atomic import write_atomic
@@ -151,7 +152,7 @@ def plain_python(
         timer(
             "write",
             write_atomic,
-            Path(settings.lake_base) / "feast_features" / f"{day}.parquet",
+            UPath(settings.lake_base) / "feast_features" / f"{day}.parquet",
             buffer.getvalue(),
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 import dagster as dg
@@ -18,8 +19,16 @@ from ml_assets.backfill_plan import (
     plan_backfill,
     plan_from_instance,
 )
+from ml_assets.backfill_stale import (
+    Materialized,
+    Node,
+    collect_facts,
+    collect_nodes,
+    stale_in_instance,
+    stale_partitions,
+)
 from ml_assets.definitions import build_defs
-from ml_assets.execution import DAILY_JOB, REFERENCE_JOB
+from ml_assets.execution import DAILY_JOB, FEATURES_JOB, REFERENCE_JOB
 from ml_assets.runner import materialize_days
 from ml_assets_tests.conftest import small_settings
 
@@ -179,3 +188,60 @@ def test_plan_reads_policies_and_durations_from_real_runs(lakes) -> None:
     assert plan.seconds_per_step_day["training_set"] == daily_settings.backfill_default_step_s
     text = format_plan(plan, DAILY_JOB)
     assert "range run 2013-02-01..2013-02-10" in text and "per-day runs: 10 x" in text
+
+
+# -- no wasted work --------------------------------------------------------------------------
+
+
+def test_nothing_is_stale_after_daily_or_range_runs_and_a_code_change_redoes_its_dependents(
+    lakes,
+) -> None:
+    daily_settings, daily, range_settings, ranged, _ = lakes
+    defs = build_defs(daily_settings)
+    for instance in (daily, ranged):
+        stale = stale_in_instance(defs, instance, FEATURES_JOB, DAYS)
+        assert {k: v for k, v in stale.items() if k[0] in CHEAP} == {}, stale
+    nodes = [
+        replace(n, code_version="changed") if n.asset == "flight_features" else n
+        for n in collect_nodes(defs, FEATURES_JOB)
+    ]
+    cheap = [n for n in nodes if n.asset in CHEAP]
+    facts = collect_facts(daily, [n.asset for n in cheap], DAYS)
+    stale = stale_partitions(cheap, DAYS, facts)
+    assert set(stale) == {(a, d) for a in ("flight_features", "feast_features") for d in DAYS}
+    assert stale[("flight_features", DAYS[0])] == "code version 2 -> changed"
+    assert stale[("feast_features", DAYS[0])] == f"flight_features[{DAYS[0]}] is redone"
+
+
+def test_stale_partitions_follow_windows_data_versions_and_landing() -> None:
+    nodes = [
+        Node("raw", "1", {}),
+        Node("traffic", "1", {"raw": 2}),
+        Node("model", "1", {"traffic": 1}),
+    ]
+    days = ["2013-01-02", "2013-01-03"]
+    at = {"raw": 10.0, "traffic": 20.0, "model": 30.0}
+    facts = {
+        (asset, day): [Materialized(at[asset], "1", f"{asset}{day}")]
+        for asset in at
+        for day in ["2013-01-01", *days]
+    }
+    assert stale_partitions(nodes, days, facts) == {}
+
+    def again(asset: str, day: str, version: str) -> dict:
+        return {**facts, (asset, day): [Materialized(40.0, "1", version), *facts[(asset, day)]]}
+
+    # raw of Jan 1 again with the same content: nothing to redo; with other content: the
+    # traffic window of Jan 2 reads it (not Jan 3's), and the model of Jan 2 follows
+    assert stale_partitions(nodes, days, again("raw", "2013-01-01", "raw2013-01-01")) == {}
+    assert stale_partitions(nodes, days, again("raw", "2013-01-01", "new")) == {
+        ("traffic", "2013-01-02"): "raw[2013-01-01] data changed",
+        ("model", "2013-01-02"): "traffic[2013-01-02] is redone",
+    }
+    assert stale_partitions(nodes, days, again("traffic", "2013-01-03", "new")) == {
+        ("model", "2013-01-03"): "traffic[2013-01-03] data changed"
+    }
+    landed = stale_partitions(nodes, days, facts, landed_at={"2013-01-03": 15.0})
+    assert landed[("raw", "2013-01-03")] == "landed again since" and len(landed) == 3
+    del facts[("model", "2013-01-02")]
+    assert stale_partitions(nodes, days, facts) == {("model", "2013-01-02"): "missing"}
