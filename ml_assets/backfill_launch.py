@@ -8,8 +8,9 @@ page) runs the whole job once per day instead.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from ml_assets.ui import graphql
 
@@ -22,6 +23,7 @@ STATUS = """query($id: String!) { partitionBackfillOrError(backfillId: $id) {
       assetKey { path } numPartitionsTargeted numPartitionsMaterialized numPartitionsFailed } } } } } }"""
 NODES = "{ assetNodes { assetKey { path } groupName isPartitioned } }"
 RUNNING = ("REQUESTED", "CANCELING", "FAILING")
+ONE_DAY = dt.timedelta(days=1)
 
 
 def partitioned_assets(url: str, groups: Sequence[str]) -> list[dict]:
@@ -39,6 +41,34 @@ def launch_backfill(
     selectors = [
         {"assetKey": key, "partitions": {"range": {"start": first, "end": last}}} for key in assets
     ]
+    return _launch(url, selectors, title, tags)
+
+
+def launch_partitions(url: str, days_by_asset: Mapping[str, Sequence[str]], title: str) -> str:
+    """Request an asset backfill of these days of each asset (``--only-stale``); return its id."""
+    selectors = [
+        {
+            "assetKey": {"path": asset.split("/")},
+            "partitions": {"ranges": [{"start": a, "end": b} for a, b in day_ranges(days)]},
+        }
+        for asset, days in sorted(days_by_asset.items())
+        if days
+    ]
+    return _launch(url, selectors, title, ())
+
+
+def day_ranges(days: Sequence[str]) -> list[tuple[str, str]]:
+    """Consecutive days as ``(first, last)`` ranges."""
+    ranges: list[tuple[str, str]] = []
+    for day in sorted(days):
+        if ranges and dt.date.fromisoformat(day) - dt.date.fromisoformat(ranges[-1][1]) == ONE_DAY:
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    return ranges
+
+
+def _launch(url: str, selectors: list[dict], title: str, tags: Sequence[dict]) -> str:
     params = {"partitionsByAssets": selectors, "title": title, "tags": list(tags)}
     launched = graphql(url, LAUNCH, {"params": params}, timeout=60)["launchPartitionBackfill"]
     if launched["__typename"] != "LaunchBackfillSuccess":

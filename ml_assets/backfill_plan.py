@@ -19,7 +19,7 @@ from __future__ import annotations
 import heapq
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -90,6 +90,7 @@ class Plan:
     cost_on_demand: float
     cost_spot: float
     seconds_per_step_day: dict[str, float] = field(default_factory=dict)
+    skipped_step_days: int = 0
     observed: set[str] = field(default_factory=set)
 
     @property
@@ -115,28 +116,43 @@ def plan_backfill(
     limits: Limits,
     prices: Prices,
     job_backfill: bool = False,
+    todo: Mapping[str, Collection[str]] | None = None,
 ) -> Plan:
     """The runs and steps a backfill of ``steps`` over ``days`` launches, and what they cost.
 
     ``job_backfill``: launched as a backfill of the job (``dagster job backfill``, the job's
     page), which runs every day on its own unless every asset of the job is single-run.
+    ``todo``: only these days of each asset (the stale ones); a step of an asset runs with it.
     """
     seconds = {s.name: float(seconds_per_step_day.get(s.name, default_step_s)) for s in steps}
     if job_backfill and not all(s.single_run for s in steps):
         steps = [Step(s.name, s.asset, False, None, s.profile, s.spot) for s in steps]
+
+    def does(step: Step, day: str) -> bool:
+        return todo is None or day in todo.get(step.asset, ())
+
     runs: list[PlannedRun] = []
     ranged: dict[int | None, list[Step]] = defaultdict(list)
     for step in steps:
         if step.single_run:
             ranged[step.max_days_per_run].append(step)
     for size, group in ranged.items():
-        for chunk in _chunks(days, size):
-            runs.append(_run(chunk, group, seconds, limits, ranged=True))
+        wanted = [d for d in days if any(does(s, d) for s in group)]
+        for chunk in _chunks(wanted, size):
+            work = [(s, sum(does(s, d) for d in chunk)) for s in group]
+            runs.append(_run(chunk, work, seconds, limits, ranged=True))
     daily = [s for s in steps if not s.single_run]
-    per_day = [_run((day,), daily, seconds, limits, ranged=False) for day in days] if daily else []
+    per_day = []
+    for day in days:
+        work = [(s, 1) for s in daily if does(s, day)]
+        if work:
+            per_day.append(_run((day,), work, seconds, limits, ranged=False))
     bill = Bill()
+    done = 0
     for step in steps:
-        bill.add(step, seconds[step.name] * len(days), prices)
+        n = sum(does(step, d) for d in days)
+        done += n
+        bill.add(step, seconds[step.name] * n, prices)
     return Plan(
         days=list(days),
         runs=runs + per_day,
@@ -146,6 +162,7 @@ def plan_backfill(
         cost_on_demand=bill.on_demand,
         cost_spot=bill.spot,
         seconds_per_step_day=seconds,
+        skipped_step_days=len(steps) * len(days) - done,
     )
 
 
@@ -169,15 +186,16 @@ class Bill:
 
 def _run(
     days: tuple[str, ...],
-    steps: Sequence[Step],
+    work: Sequence[tuple[Step, int]],
     seconds: Mapping[str, float],
     limits: Limits,
     ranged: bool,
 ) -> PlannedRun:
-    work = sum(seconds[s.name] for s in steps) * len(days)
-    gpu = sum(seconds[s.name] for s in steps if s.gpus) * len(days)
-    names = tuple(s.name for s in steps)
-    return PlannedRun(days, names, limits.run_overhead_s + work, gpu, ranged)
+    """A run over ``days`` doing each step for its number of days."""
+    busy = sum(seconds[s.name] * n for s, n in work)
+    gpu = sum(seconds[s.name] * n for s, n in work if s.gpus)
+    names = tuple(s.name for s, n in work if n)
+    return PlannedRun(days, names, limits.run_overhead_s + busy, gpu, ranged)
 
 
 def _wall_clock(ranged: list[PlannedRun], daily: list[PlannedRun], limits: Limits) -> float:
@@ -208,7 +226,12 @@ def format_plan(plan: Plan, job: str) -> str:
         f"Backfill plan: {job}, {plan.days[0]}..{plan.days[-1]} ({len(plan.days)} days)",
         f"  runs  : {len(plan.runs)} ({len(ranged)} over ranges, "
         f"{len(plan.runs) - len(ranged)} one per day)",
-        f"  steps : {plan.steps}",
+        f"  steps : {plan.steps}"
+        + (
+            f" ({plan.skipped_step_days} step-days up to date, skipped)"
+            if plan.skipped_step_days
+            else ""
+        ),
     ]
     for run in ranged:
         lines.append(
@@ -217,9 +240,10 @@ def format_plan(plan: Plan, job: str) -> str:
         )
     day_runs = [r for r in plan.runs if not r.ranged]
     if day_runs:
+        widest = max(day_runs, key=lambda r: len(r.steps))
         lines.append(
-            f"    per-day runs: {len(day_runs)} x {len(day_runs[0].steps)} steps "
-            f"({', '.join(day_runs[0].steps)}), ~{day_runs[0].seconds:.0f} s each"
+            f"    per-day runs: {len(day_runs)} x up to {len(widest.steps)} steps "
+            f"({', '.join(widest.steps)}), ~{widest.seconds:.0f} s each"
         )
     lines += [
         f"  CPU-hours  : {plan.cpu_hours:.3f}",
@@ -364,6 +388,7 @@ def plan_from_instance(
     days: Sequence[str],
     before: float | None = None,
     job_backfill: bool = False,
+    todo: Mapping[str, Collection[str]] | None = None,
 ) -> Plan:
     """The plan with durations observed in ``instance`` (runs ended before ``before``)."""
     from ml_assets.partitions import daily
@@ -380,6 +405,7 @@ def plan_from_instance(
         limits_from(instance, settings, observed.run_overhead_s),
         prices_from(settings),
         job_backfill=job_backfill,
+        todo=todo,
     )
     plan.observed = set(known)
     return plan

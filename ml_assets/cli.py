@@ -194,6 +194,27 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stale_todo(job: str, days: list[str]) -> dict[str, set[str]]:
+    """``{asset: days}`` a backfill of ``job`` must redo, judged from the project's instance."""
+    import dagster as dg
+
+    from ml_assets.automation.checks import landed_at
+    from ml_assets.backfill_stale import stale_in_instance
+    from ml_assets.definitions import build_defs
+    from ml_assets.resources.landing import LandingZone
+
+    _instance_home()
+    settings = Settings.from_env()
+    landing = LandingZone(base_path=settings.landing_base)
+    landed = {day: landed_at(landing, day) or 0.0 for day in days}
+    with dg.DagsterInstance.get() as instance:
+        stale = stale_in_instance(build_defs(settings), instance, job, days, landed)
+    todo: dict[str, set[str]] = {}
+    for asset, day in stale:
+        todo.setdefault(asset, set()).add(day)
+    return todo
+
+
 def cmd_plan_backfill(args: argparse.Namespace) -> int:
     """Print the plan of a backfill (runs, steps, CPU/GPU-hours, wall-clock, cost), or compare
     the latest (or ``--backfill``) backfill with what the plan said before it ran."""
@@ -209,8 +230,9 @@ def cmd_plan_backfill(args: argparse.Namespace) -> int:
     days = days_between(args.start, args.end)
     with dg.DagsterInstance.get() as instance:
         if not args.compare:
+            todo = _stale_todo(args.job, days) if args.only_stale else None
             plan = bp.plan_from_instance(
-                defs, instance, settings, args.job, days, job_backfill=args.job_backfill
+                defs, instance, settings, args.job, days, job_backfill=args.job_backfill, todo=todo
             )
             print(bp.format_plan(plan, args.job))
             return 0
@@ -238,6 +260,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     """Launch an asset backfill of the daily graph over a range through the running UI."""
     from ml_assets.backfill_launch import (
         launch_backfill,
+        launch_partitions,
         partitioned_assets,
         progress_line,
         wait_backfill,
@@ -249,7 +272,17 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     groups = args.groups.split(",") if args.groups else DAILY_GROUPS
     assets = partitioned_assets(args.url, groups)
     title = args.title or f"ml-assets backfill {args.start}..{args.end}"
-    backfill_id = launch_backfill(args.url, days[0], days[-1], assets, title)
+    if args.only_stale:
+        names = {"/".join(a["path"]) for a in assets}
+        todo = {k: v for k, v in _stale_todo(args.job, days).items() if k in names}
+        print(
+            f"{sum(map(len, todo.values()))} of {len(names) * len(days)} asset partitions to redo"
+        )
+        if not todo:
+            return 0
+        backfill_id = launch_partitions(args.url, todo, title + " (stale only)")
+    else:
+        backfill_id = launch_backfill(args.url, days[0], days[-1], assets, title)
     print(f"backfill {backfill_id}: {len(assets)} assets x {len(days)} days")
     print(f"  watch: {args.url}/runs/b/{backfill_id}")
     if not args.wait:
@@ -284,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         "--job-backfill", action="store_true",
         help="planned as a backfill of the job (one run per day) instead of its assets",
     )  # fmt: skip
+    p.add_argument("--only-stale", action="store_true", help="only what is missing or stale")
     p.add_argument("--compare", action="store_true", help="estimate vs actual of a backfill")
     p.add_argument("--backfill", help="backfill id for --compare (default: the latest)")
     p.set_defaults(func=cmd_plan_backfill)
@@ -294,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--url", default="http://127.0.0.1:3000", help="the webserver (ml-assets up)")
     p.add_argument("--groups", help="asset groups, comma-separated (default: the daily graph)")
     p.add_argument("--title")
+    p.add_argument("--only-stale", action="store_true", help="only what is missing or stale")
+    p.add_argument("--job", default="daily_pipeline", help="its assets, for --only-stale")
     p.add_argument("--wait", action="store_true", help="print progress until it ends")
     p.add_argument("--timeout", type=float, default=24 * 3600, help="seconds, with --wait")
     p.set_defaults(func=cmd_backfill)

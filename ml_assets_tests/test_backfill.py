@@ -9,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from ml_assets.backfill_launch import day_ranges
 from ml_assets.backfill_plan import (
     Limits,
     Prices,
@@ -170,6 +171,23 @@ def test_job_backfill_runs_every_day_alone_and_unobserved_steps_take_the_default
     assert set(plan.seconds_per_step_day.values()) == {3.0}
 
 
+def test_only_the_partitions_to_redo_are_planned() -> None:
+    todo = {
+        "raw_flights": {"2013-02-03"},
+        "training_set": {"2013-02-03", "2013-02-04"},
+        "model__gpu": {"2013-02-04"},
+    }
+    plan = plan_backfill(TEN_DAYS, STEPS, SECONDS, 5.0, Limits(5, 1, 0.0), PRICES, todo=todo)
+    assert [(r.days, r.steps) for r in plan.runs] == [
+        (("2013-02-03",), ("raw_flights", "raw_flights_contract")),
+        (("2013-02-03",), ("training_set",)),
+        (("2013-02-04",), ("training_set", "model__gpu")),
+    ]
+    assert plan.steps == 5 and plan.skipped_step_days == 5 * 10 - 5
+    assert plan.gpu_hours == pytest.approx(20.0 / 3600)
+    assert "45 step-days up to date, skipped" in format_plan(plan, "daily_pipeline")
+
+
 def test_plan_reads_policies_and_durations_from_real_runs(lakes) -> None:
     daily_settings, daily, range_settings, ranged, _ = lakes
     defs = build_defs(daily_settings)
@@ -187,7 +205,7 @@ def test_plan_reads_policies_and_durations_from_real_runs(lakes) -> None:
     assert set(CHEAP) <= plan.observed and "training_set" not in plan.observed
     assert plan.seconds_per_step_day["training_set"] == daily_settings.backfill_default_step_s
     text = format_plan(plan, DAILY_JOB)
-    assert "range run 2013-02-01..2013-02-10" in text and "per-day runs: 10 x" in text
+    assert "range run 2013-02-01..2013-02-10" in text and "per-day runs: 10 x up to" in text
 
 
 # -- no wasted work --------------------------------------------------------------------------
@@ -245,3 +263,29 @@ def test_stale_partitions_follow_windows_data_versions_and_landing() -> None:
     assert landed[("raw", "2013-01-03")] == "landed again since" and len(landed) == 3
     del facts[("model", "2013-01-02")]
     assert stale_partitions(nodes, days, facts) == {("model", "2013-01-02"): "missing"}
+
+
+def test_day_ranges_join_consecutive_days() -> None:
+    days = ["2013-01-05", "2013-01-01", "2013-01-02", "2013-01-03", "2013-02-28", "2013-03-01"]
+    assert day_ranges(days) == [
+        ("2013-01-01", "2013-01-03"),
+        ("2013-01-05", "2013-01-05"),
+        ("2013-02-28", "2013-03-01"),
+    ]
+
+
+def test_plan_backfill_command_prints_a_plan_from_defaults(
+    tmp_path: Path, landing_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from ml_assets import cli
+
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    monkeypatch.setenv("ML_ASSETS_ROOT", str(tmp_path))
+    monkeypatch.setenv("ML_ASSETS_LANDING", str(landing_dir))
+    argv = ["plan-backfill", "--start", "2013-01-02", "--end", "2013-01-11", "--only-stale"]
+    assert cli.main(argv) == 0
+    text = capsys.readouterr().out
+    assert "Backfill plan: daily_pipeline, 2013-01-02..2013-01-11 (10 days)" in text
+    assert "runs  : 11 (1 over ranges, 10 one per day)" in text  # nothing materialized yet
+    assert "observed for 0 of" in text and "on demand" in text
