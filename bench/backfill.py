@@ -304,6 +304,22 @@ def through_dagster(root: Path, days: list[str], timeout_s: float) -> tuple[str,
         log.close()
 
 
+def _event_times(instance, run_id: str) -> dict[str, float]:
+    import dagster as dg
+
+    kinds = {
+        dg.DagsterEventType.RUN_ENQUEUED,
+        dg.DagsterEventType.RUN_DEQUEUED,
+        dg.DagsterEventType.RUN_STARTING,
+        dg.DagsterEventType.RUN_START,
+        dg.DagsterEventType.RUN_SUCCESS,
+    }
+    return {
+        e.dagster_event.event_type.name: e.timestamp
+        for e in instance.all_logs(run_id, of_type=kinds)
+    }
+
+
 def profile(root: Path, backfill_id: str, requested: float) -> dict:
     """Runs, steps and where the time went, from the instance's event log."""
     import dagster as dg
@@ -314,40 +330,49 @@ def profile(root: Path, backfill_id: str, requested: float) -> dict:
         )
         by_step: dict[str, float] = defaultdict(float)
         steps = 0
-        launch, wait, runs = [], [], []
+        runs = []
         for record in records:
             stats = [
                 s for s in instance.get_run_step_stats(record.dagster_run.run_id) if s.end_time
             ]
             steps += len(stats)
-            busy = sum(s.end_time - s.start_time for s in stats)
             for stat in stats:
                 kind = "model__*" if stat.step_key.startswith("model__") else stat.step_key
                 by_step[kind] += stat.end_time - stat.start_time
-            first_step = min((s.start_time for s in stats), default=record.start_time)
+            times = _event_times(instance, record.dagster_run.run_id)
             runs.append(
                 {
                     "ranged": RANGE_TAGS[0] in record.dagster_run.tags,
                     "created": record.create_timestamp.timestamp(),
-                    "start": record.start_time,
-                    "end": record.end_time,
-                    "busy": busy,
+                    "queued": times["RUN_STARTING"]
+                    - times.get("RUN_ENQUEUED", times["RUN_STARTING"]),
+                    "launch": times["RUN_START"] - times["RUN_STARTING"],
+                    "first_step": min((s.start_time for s in stats), default=times["RUN_START"]),
+                    "start": times["RUN_START"],
+                    "end": times["RUN_SUCCESS"],
+                    "busy": sum(s.end_time - s.start_time for s in stats),
                 }
             )
-            launch.append(first_step - record.start_time)
-            wait.append(record.start_time - record.create_timestamp.timestamp())
-        ends = [r["end"] for r in runs]
+        ranged = [r for r in runs if r["ranged"]]
+        daily = [r for r in runs if not r["ranged"]]
         return {
             "runs": len(records),
-            "ranged_runs": sum(r["ranged"] for r in runs),
+            "ranged_runs": len(ranged),
             "steps": steps,
             "step_seconds": dict(sorted(by_step.items(), key=lambda kv: -kv[1])),
             "busy": sum(r["busy"] for r in runs),
-            "run_overhead": sum(r["end"] - r["start"] - r["busy"] for r in runs),
-            "median_launch_to_first_step": statistics.median(launch) if launch else 0.0,
-            "median_queue_wait": statistics.median(wait) if wait else 0.0,
+            "in_run_outside_steps": sum(r["end"] - r["start"] - r["busy"] for r in runs),
+            "launch_total": sum(r["launch"] for r in runs),
+            "launch_median": statistics.median(r["launch"] for r in runs),
+            "queued_median": statistics.median(r["queued"] for r in runs),
             "first_run_after_request": min(r["created"] for r in runs) - requested,
-            "wall": max(ends) - requested,
+            "range_end_to_day_runs": (
+                min(r["created"] for r in daily) - max(r["end"] for r in ranged)
+                if ranged and daily
+                else 0.0
+            ),
+            "range_run": sum(r["end"] - r["created"] for r in ranged),
+            "wall": max(r["end"] for r in runs) - requested,
         }
 
 
@@ -427,13 +452,20 @@ def main() -> None:
             extra = dagster_s - base
             print(f"    ratio (b)/(a, {name}): {dagster_s / base:.2f}   "
                   f"overhead per step {extra / facts['steps']:.2f} s")  # fmt: skip
-    print("    profile of (b):")
-    print(f"      step compute (sum over runs)   : {facts['busy']:8.1f} s")
-    print(f"      in runs, outside steps         : {facts['run_overhead']:8.1f} s "
-          f"(process start + code location load + run/step events; median launch->first step "
-          f"{facts['median_launch_to_first_step']:.1f} s)")  # fmt: skip
-    print(f"      request -> first run created   : {facts['first_run_after_request']:8.1f} s")
-    print(f"      median queue wait per run      : {facts['median_queue_wait']:8.1f} s")
+    print("    profile of (b) (seconds; sums are over runs, several run at once):")
+    print(f"      step compute, sum                        : {facts['busy']:8.1f}")
+    print(f"      run launch (process start + code load), sum: {facts['launch_total']:8.1f}  "
+          f"(median {facts['launch_median']:.1f} per run)")  # fmt: skip
+    print(
+        f"      in runs outside steps (events, IO setup), sum: {facts['in_run_outside_steps']:8.1f}"
+    )
+    print(
+        f"      backfill request -> first run created    : {facts['first_run_after_request']:8.1f}"
+    )
+    print(f"      range run (created -> ended)             : {facts['range_run']:8.1f}")
+    print(f"      range run ended -> day runs created      : {facts['range_end_to_day_runs']:8.1f}")
+    print(f"      median wait in the run queue             : {facts['queued_median']:8.1f}")
+    print("      step compute by step (sum):")
     for step, seconds in list(facts["step_seconds"].items())[:12]:
         print(f"        {step:34s} {seconds:8.1f} s")
     print(f"    webserver + daemon healthy after {up_s:.1f} s")
