@@ -265,17 +265,23 @@ def _duration(seconds: float) -> str:
 # -- reading the definitions and the instance ------------------------------------------------
 
 
-def collect_steps(defs: dg.Definitions, job: str) -> list[Step]:
-    """Every node of ``job`` with its asset's backfill policy, profile and spot flag."""
+def collect_steps(defs: dg.Definitions, job: str, job_backfill: bool = False) -> list[Step]:
+    """The steps a backfill of ``job``'s assets runs, with each asset's backfill policy,
+    profile and spot flag: the job's nodes (``job_backfill``), else its assets with every check
+    on them (an asset backfill runs them all, the sensor-evaluated ones included)."""
     job_def = defs.resolve_job_def(job)
     graph = defs.resolve_asset_graph()
     by_op = {a.op.name: a for a in graph.assets_defs if a.is_executable}
+    assets = job_def.asset_layer.executable_asset_keys
+    nodes = job_def if job_backfill else defs.resolve_implicit_global_asset_job_def()
     steps = []
-    for node in job_def.nodes_in_topological_order:
+    for node in nodes.nodes_in_topological_order:
         assets_def = by_op.get(node.name)
         if assets_def is None:
             continue
         key = assets_def.key if assets_def.keys else next(iter(assets_def.check_keys)).asset_key
+        if key not in assets:
+            continue
         policy = graph.get(key).backfill_policy
         tags = assets_def.op.tags
         steps.append(
@@ -393,7 +399,7 @@ def plan_from_instance(
     """The plan with durations observed in ``instance`` (runs ended before ``before``)."""
     from ml_assets.partitions import daily
 
-    steps = collect_steps(defs, job)
+    steps = collect_steps(defs, job, job_backfill)
     observed = observe(instance, daily.get_partition_keys(), before=before)
     seen = observed.seconds_per_step_day
     known = {s.name: seen[s.name] for s in steps if s.name in seen}

@@ -195,6 +195,10 @@ def test_plan_reads_policies_and_durations_from_real_runs(lakes) -> None:
     assert steps["raw_flights"].single_run and steps["feast_features"].single_run
     assert not steps["training_set"].single_run and steps["model__gbdt"].profile == "gpu"
     assert steps["raw_flights_contract"].single_run  # a check runs with its asset
+    assert "raw_flights_partition_freshness" in steps  # an asset backfill runs every check
+    assert "raw_flights_partition_freshness" not in {
+        s.name for s in collect_steps(defs, DAILY_JOB, job_backfill=True)
+    }
     # durations per day: from 3 daily runs, and from 2 range runs (a 2-day run counts per day)
     for instance, runs in ((daily, 3), (ranged, 2)):
         observed = observe(instance, DAYS)

@@ -26,10 +26,11 @@ import dagster as dg
 import pytest
 import yaml
 
+from ml_assets import backfill_plan as bp
 from ml_assets.automation.sink import Inbox, start_sink
 from ml_assets.backfill_launch import launch_backfill, partitioned_assets
 from ml_assets.definitions import build_defs
-from ml_assets.execution import DAILY_GROUPS, FEATURES_JOB, REFERENCE_JOB
+from ml_assets.execution import DAILY_GROUPS, DAILY_JOB, FEATURES_JOB, REFERENCE_JOB
 from ml_assets.runner import materialize_days, materialize_range
 from ml_assets.settings import PROJECT_ROOT, Settings
 from ml_assets.sources.landing import days_between, land
@@ -315,6 +316,17 @@ def test_backfill_ingestion_to_deployment_over_a_date_range(ui: Deployment) -> N
             ]
             assert sorted(by_day) == BACKFILL, (asset, by_day)  # each day exactly once
         tags = [instance.get_run_by_id(run_id).tags for run_id in runs]
+        # the plan made from the runs before it predicted these runs and steps
+        settings = Settings.from_env(ui.env)
+        defs = build_defs(settings)
+        steps = bp.collect_steps(defs, DAILY_JOB)
+        actual = bp.actual_backfill(instance, backfill_id, steps, bp.prices_from(settings))
+        plan = bp.plan_from_instance(
+            defs, instance, settings, DAILY_JOB, BACKFILL, before=actual.requested_at
+        )
+    print("\n" + bp.format_compare(plan, actual))
+    assert (actual.runs, actual.steps) == (len(plan.runs), plan.steps)
+    assert actual.cpu_hours > 0 and actual.gpu_hours > 0  # model__gbdt has the gpu profile
     ranged = [t for t in tags if "dagster/asset_partition_range_start" in t]
     assert len(ranged) == 1 and ranged[0]["dagster/asset_partition_range_end"] == BACKFILL[-1]
 
