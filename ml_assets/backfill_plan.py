@@ -78,6 +78,7 @@ class PlannedRun:
     seconds: float
     gpu_seconds: float
     ranged: bool
+    stage: int = 0
 
 
 @dataclass
@@ -136,11 +137,11 @@ def plan_backfill(
     for step in steps:
         if step.single_run:
             ranged[step.max_days_per_run].append(step)
-    for size, group in ranged.items():
+    for stage, (size, group) in enumerate(ranged.items()):
         wanted = [d for d in days if any(does(s, d) for s in group)]
         for chunk in _chunks(wanted, size):
             work = [(s, sum(does(s, d) for d in chunk)) for s in group]
-            runs.append(_run(chunk, work, seconds, limits, ranged=True))
+            runs.append(_run(chunk, work, seconds, limits, ranged=True, stage=stage))
     daily = [s for s in steps if not s.single_run]
     per_day = []
     for day in days:
@@ -190,18 +191,23 @@ def _run(
     seconds: Mapping[str, float],
     limits: Limits,
     ranged: bool,
+    stage: int = 0,
 ) -> PlannedRun:
     """A run over ``days`` doing each step for its number of days."""
     busy = sum(seconds[s.name] * n for s, n in work)
     gpu = sum(seconds[s.name] * n for s, n in work if s.gpus)
     names = tuple(s.name for s, n in work if n)
-    return PlannedRun(days, names, limits.run_overhead_s + busy, gpu, ranged)
+    return PlannedRun(days, names, limits.run_overhead_s + busy, gpu, ranged, stage)
 
 
 def _wall_clock(ranged: list[PlannedRun], daily: list[PlannedRun], limits: Limits) -> float:
-    """Range runs (in parallel, up to the queue limit), then the day runs through the queue;
-    never less than the GPU work divided by the GPU slots."""
-    first = _list_schedule([r.seconds for r in ranged], limits.max_concurrent_runs)
+    """Range runs stage after stage (a stage's runs in parallel, up to the queue limit), then
+    the day runs through the queue; never less than the GPU work divided by the GPU slots."""
+    stages = sorted({r.stage for r in ranged})
+    first = sum(
+        _list_schedule([r.seconds for r in ranged if r.stage == s], limits.max_concurrent_runs)
+        for s in stages
+    )
     then = _list_schedule([r.seconds for r in daily], limits.max_concurrent_runs)
     gpu_bound = sum(r.gpu_seconds for r in daily) / max(limits.gpu_slots, 1)
     return first + max(then, gpu_bound)

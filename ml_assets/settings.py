@@ -85,6 +85,9 @@ class Settings(BaseModel):
     backfill_run_overhead_s: float = Field(6.0, description="Launch + load per run, unobserved.")
     backfill_max_concurrent_runs: int = Field(5, description="If the instance sets no run queue.")
     backfill_gpu_slots: int = Field(1, description="If the instance sets no gpu pool limit.")
+    training_set_days_per_run: int = Field(
+        10, description="Days of training sets one backfill run computes (one Feast start-up)."
+    )
     price_cpu_hour_on_demand: float = 0.0316
     price_cpu_hour_spot: float = 0.0079
     price_gpu_hour_on_demand: float = 0.35
@@ -168,6 +171,7 @@ class Settings(BaseModel):
             "ML_ASSETS_QUARANTINE_MAX_SHARE": "quarantine_max_share",
             "ML_ASSETS_QUARANTINE_TOLERATED_ROWS": "quarantine_tolerated_rows",
             "ML_ASSETS_BACKFILL_DEFAULT_STEP_S": "backfill_default_step_s",
+            "ML_ASSETS_TRAINING_SET_DAYS_PER_RUN": "training_set_days_per_run",
             "ML_ASSETS_PRICE_CPU_HOUR": "price_cpu_hour_on_demand",
             "ML_ASSETS_PRICE_CPU_HOUR_SPOT": "price_cpu_hour_spot",
             "ML_ASSETS_PRICE_GPU_HOUR": "price_gpu_hour_on_demand",
