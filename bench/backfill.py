@@ -13,7 +13,8 @@ both times, the ratios, runs and steps, the per-step overhead, the code location
 a profile of the Dagster side from its event log. Sensors and schedules are left out of the
 benchmark's code location (``bench/backfill_location.py``) so only the backfill runs.
 
-    uv run python bench/backfill.py [--days 90] [--models 5] [--window-days 56] [--skip-plain]
+    uv run python bench/backfill.py [--days 90] [--models 5] [--window-days 56]
+                                    [--baselines plain,contracts] [--skip-plain]
 """
 
 from __future__ import annotations
@@ -406,8 +407,8 @@ def main() -> None:
     parser.add_argument("--window-days", type=int, default=56, help="training window (warm days)")
     parser.add_argument("--skip-plain", action="store_true")
     parser.add_argument(
-        "--only-contracts-baseline", action="store_true",
-        help="run (a) once, with the data contracts (saves one baseline pass)",
+        "--baselines", default="plain,contracts",
+        help="(a) without and/or with the data contracts: plain, contracts or both",
     )  # fmt: skip
     parser.add_argument("--timeout", type=float, default=6 * 3600)
     parser.add_argument("--keep", help="keep the run's files under this folder")
@@ -429,7 +430,9 @@ def main() -> None:
 
     plain = plain_checked = None
     if not args.skip_plain:
-        for contracts in [c for c in (False, True) if c or not args.only_contracts_baseline]:
+        for contracts in [
+            c for c in (False, True) if ("contracts" if c else "plain") in args.baselines
+        ]:
             root = tmp / ("plain_checked" if contracts else "plain")
             root.mkdir()
             settings = Settings.from_env(_env(root, landing, catalog, args.window_days))
