@@ -77,6 +77,17 @@ def materialize(defs, instance, job: str, days: list[str]):
     )
 
 
+def materialize_as_range(defs, instance, job: str, days: list[str]):
+    """One run over ``days`` (the job's assets are single-run: raw and features)."""
+    from ml_assets.runner import materialize_range
+
+    summary = materialize_range(
+        defs, instance, job, days[0], days[-1], tags={"ml_assets/launched_by": "cli"}
+    )
+    _print_run(summary)
+    return [summary]
+
+
 def _print_leaderboard(lake: str, day: str) -> None:
     from upath import UPath
 
@@ -118,8 +129,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         with _stderr_to(log):
             print("2/4 reference data")
             runs = materialize(defs, instance, REFERENCE_JOB, [None])
-            print(f"3/4 ingestion and features for {len(days) - args.train_days} days")
-            runs += materialize(defs, instance, FEATURES_JOB, days[: -args.train_days])
+            print(f"3/4 ingestion and features for {len(days) - args.train_days} days, one run")
+            runs += materialize_as_range(defs, instance, FEATURES_JOB, days[: -args.train_days])
             print(
                 f"4/4 the whole graph (training, leaderboard, deployment) for the last {args.train_days} days"
             )
@@ -239,6 +250,105 @@ def cmd_blast_radius(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stale_todo(job: str, days: list[str]) -> dict[str, set[str]]:
+    """``{asset: days}`` a backfill of ``job`` must redo, judged from the project's instance."""
+    import dagster as dg
+
+    from ml_assets.automation.checks import landed_at
+    from ml_assets.backfill_stale import stale_in_instance
+    from ml_assets.definitions import build_defs
+    from ml_assets.resources.landing import LandingZone
+
+    _instance_home()
+    settings = Settings.from_env()
+    landing = LandingZone(base_path=settings.landing_base)
+    landed = {day: landed_at(landing, day) or 0.0 for day in days}
+    with dg.DagsterInstance.get() as instance:
+        stale = stale_in_instance(build_defs(settings), instance, job, days, landed)
+    todo: dict[str, set[str]] = {}
+    for asset, day in stale:
+        todo.setdefault(asset, set()).add(day)
+    return todo
+
+
+def cmd_plan_backfill(args: argparse.Namespace) -> int:
+    """Print the plan of a backfill (runs, steps, CPU/GPU-hours, wall-clock, cost), or compare
+    the latest (or ``--backfill``) backfill with what the plan said before it ran."""
+    import dagster as dg
+
+    from ml_assets import backfill_plan as bp
+    from ml_assets.definitions import build_defs
+    from ml_assets.sources.landing import days_between
+
+    _instance_home()
+    settings = Settings.from_env()
+    defs = build_defs(settings)
+    days = days_between(args.start, args.end)
+    with dg.DagsterInstance.get() as instance:
+        if not args.compare:
+            todo = _stale_todo(args.job, days) if args.only_stale else None
+            plan = bp.plan_from_instance(
+                defs, instance, settings, args.job, days, job_backfill=args.job_backfill, todo=todo
+            )
+            print(bp.format_plan(plan, args.job))
+            return 0
+        backfills = (
+            [args.backfill]
+            if args.backfill
+            else [b.backfill_id for b in instance.get_backfills(limit=1)]
+        )
+        if not backfills or backfills[0] is None:
+            print("plan-backfill --compare: no backfill in this instance", file=sys.stderr)
+            return 1
+        actual = bp.actual_backfill(
+            instance, backfills[0], bp.collect_steps(defs, args.job), bp.prices_from(settings)
+        )
+        plan = bp.plan_from_instance(
+            defs, instance, settings, args.job, days, before=actual.requested_at,
+            job_backfill=args.job_backfill,
+        )  # fmt: skip
+        print(bp.format_plan(plan, args.job))
+        print(bp.format_compare(plan, actual))
+    return 0
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    """Launch an asset backfill of the daily graph over a range through the running UI."""
+    from ml_assets.backfill_launch import (
+        launch_backfill,
+        launch_partitions,
+        partitioned_assets,
+        progress_line,
+        wait_backfill,
+    )
+    from ml_assets.execution import DAILY_GROUPS
+    from ml_assets.sources.landing import days_between
+
+    days = days_between(args.start, args.end)
+    groups = args.groups.split(",") if args.groups else DAILY_GROUPS
+    assets = partitioned_assets(args.url, groups)
+    title = args.title or f"ml-assets backfill {args.start}..{args.end}"
+    if args.only_stale:
+        names = {"/".join(a["path"]) for a in assets}
+        todo = {k: v for k, v in _stale_todo(args.job, days).items() if k in names}
+        print(
+            f"{sum(map(len, todo.values()))} of {len(names) * len(days)} asset partitions to redo"
+        )
+        if not todo:
+            return 0
+        backfill_id = launch_partitions(args.url, todo, title + " (stale only)")
+    else:
+        backfill_id = launch_backfill(args.url, days[0], days[-1], assets, title)
+    print(f"backfill {backfill_id}: {len(assets)} assets x {len(days)} days")
+    print(f"  watch: {args.url}/runs/b/{backfill_id}")
+    if not args.wait:
+        return 0
+    status = wait_backfill(
+        args.url, backfill_id, args.timeout, report=lambda s: print("  " + progress_line(s))
+    )
+    return 0 if status["status"] == "COMPLETED_SUCCESS" else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ml-assets", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -254,6 +364,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--start", required=True)
     p.add_argument("--end", required=True)
     p.set_defaults(func=cmd_materialize)
+
+    p = sub.add_parser("plan-backfill", help="runs, steps, hours and cost of a backfill")
+    p.add_argument("--start", required=True)
+    p.add_argument("--end", required=True)
+    p.add_argument("--job", default="daily_pipeline", help="the job whose assets are backfilled")
+    p.add_argument(
+        "--job-backfill", action="store_true",
+        help="planned as a backfill of the job (one run per day) instead of its assets",
+    )  # fmt: skip
+    p.add_argument("--only-stale", action="store_true", help="only what is missing or stale")
+    p.add_argument("--compare", action="store_true", help="estimate vs actual of a backfill")
+    p.add_argument("--backfill", help="backfill id for --compare (default: the latest)")
+    p.set_defaults(func=cmd_plan_backfill)
+
+    p = sub.add_parser("backfill", help="launch an asset backfill through the running UI")
+    p.add_argument("--start", required=True)
+    p.add_argument("--end", required=True)
+    p.add_argument("--url", default="http://127.0.0.1:3000", help="the webserver (ml-assets up)")
+    p.add_argument("--groups", help="asset groups, comma-separated (default: the daily graph)")
+    p.add_argument("--title")
+    p.add_argument("--only-stale", action="store_true", help="only what is missing or stale")
+    p.add_argument("--job", default="daily_pipeline", help="its assets, for --only-stale")
+    p.add_argument("--wait", action="store_true", help="print progress until it ends")
+    p.add_argument("--timeout", type=float, default=24 * 3600, help="seconds, with --wait")
+    p.set_defaults(func=cmd_backfill)
 
     p = sub.add_parser("demo", help="land a few weeks and materialize the whole graph")
     p.add_argument("--start", default="2013-01-01")

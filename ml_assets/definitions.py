@@ -20,7 +20,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
     from ml_assets.execution import build_executor, build_jobs
     from ml_assets.models.catalog import load_catalog
     from ml_assets.resources.feature_store import build_feature_store
-    from ml_assets.resources.lake import LakeIOManagerFactory
+    from ml_assets.resources.lake_ranges import RangeLakeIOManagerFactory
     from ml_assets.resources.landing import LandingZone
     from ml_assets.resources.registry import ModelRegistry
     from ml_assets.timeouts import run_tags, step_timeouts
@@ -40,7 +40,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
             gpu=any(entry.profile == "gpu" for entry in catalog), tags=run_tags(settings)
         ),
         resources={
-            "lake": LakeIOManagerFactory(base_path=settings.lake_base),
+            "lake": RangeLakeIOManagerFactory(base_path=settings.lake_base),
             "landing": LandingZone(base_path=settings.landing_base),
             "registry": ModelRegistry(base_path=settings.registry_base),
             "feature_store": build_feature_store(settings),

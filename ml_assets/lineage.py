@@ -30,18 +30,6 @@ def _walk(start: tuple[dg.AssetKey, str | None], step) -> dict[str, list[str]]:
     return {asset: sorted(parts) for asset, parts in sorted(grouped.items())}
 
 
-def frame_data_version(frame: Any) -> dg.DataVersion:
-    """A content hash of a frame (columns, dtypes and values): the data version of landed data, so
-    every downstream data version changes when a landed day's content does."""
-    import hashlib
-
-    import pandas as pd
-
-    digest = hashlib.sha256(repr(frame.dtypes.astype(str).to_dict()).encode())
-    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    return dg.DataVersion(digest.hexdigest()[:32])
-
-
 def upstream_partitions(graph: BaseAssetGraph, asset: str, partition: str) -> dict[str, list[str]]:
     """Every partition of every asset upstream of ``asset[partition]`` (partition mappings followed)."""
     return _walk(

@@ -44,3 +44,28 @@ def materialize_days(
         if not result.success:
             break
     return summaries
+
+
+RANGE_TAGS = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
+
+
+def materialize_range(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    job_name: str,
+    first: str,
+    last: str,
+    tags: dict[str, str] | None = None,
+) -> RunSummary:
+    """One in-process run of ``job_name`` over the days ``first..last`` (its assets must be
+    single-run: raw and features)."""
+    job = defs.resolve_job_def(job_name)
+    started = time.perf_counter()
+    result = job.execute_in_process(
+        instance=instance,
+        tags={**(tags or {}), RANGE_TAGS[0]: first, RANGE_TAGS[1]: last},
+        raise_on_error=False,
+    )
+    return RunSummary(
+        job_name, f"{first}..{last}", result.run_id, result.success, time.perf_counter() - started
+    )

@@ -99,6 +99,19 @@ class Settings(BaseModel):
     retry_delay_s: float = Field(10.0, description="First retry delay; doubles each attempt.")
     smtp_attempts: int = Field(4, description="SMTP tries when the server answers 4xx or drops.")
     smtp_retry_delay_s: float = Field(1.0, description="First SMTP retry delay; doubles.")
+    # Backfill planning (ml_assets/backfill_plan.py): defaults where the event log has no run yet,
+    # and a price table (illustrative GCP us-central1 list prices: N2 vCPU, T4 GPU; override them)
+    backfill_default_step_s: float = Field(5.0, description="Seconds per step-day, unobserved.")
+    backfill_run_overhead_s: float = Field(6.0, description="Launch + load per run, unobserved.")
+    backfill_max_concurrent_runs: int = Field(5, description="If the instance sets no run queue.")
+    backfill_gpu_slots: int = Field(1, description="If the instance sets no gpu pool limit.")
+    training_set_days_per_run: int = Field(
+        10, description="Days of training sets one backfill run computes (one Feast start-up)."
+    )
+    price_cpu_hour_on_demand: float = 0.0316
+    price_cpu_hour_spot: float = 0.0079
+    price_gpu_hour_on_demand: float = 0.35
+    price_gpu_hour_spot: float = 0.14
 
     # Automation and monitoring (ml_assets/automation); the SMTP password is only EnvVar("SMTP_PASSWORD")
     smtp_host: str = "127.0.0.1"
@@ -211,6 +224,12 @@ class Settings(BaseModel):
             "ML_ASSETS_QUARANTINE_TOLERATED_ROWS": "quarantine_tolerated_rows",
             "ML_ASSETS_RETRY_MAX": "retry_max_retries",
             "ML_ASSETS_RETRY_DELAY": "retry_delay_s",
+            "ML_ASSETS_BACKFILL_DEFAULT_STEP_S": "backfill_default_step_s",
+            "ML_ASSETS_TRAINING_SET_DAYS_PER_RUN": "training_set_days_per_run",
+            "ML_ASSETS_PRICE_CPU_HOUR": "price_cpu_hour_on_demand",
+            "ML_ASSETS_PRICE_CPU_HOUR_SPOT": "price_cpu_hour_spot",
+            "ML_ASSETS_PRICE_GPU_HOUR": "price_gpu_hour_on_demand",
+            "ML_ASSETS_PRICE_GPU_HOUR_SPOT": "price_gpu_hour_spot",
             **AUTOMATION_ENV,
             **RUNTIME_ENV,
         }

@@ -7,6 +7,7 @@ import dagster as dg
 from ml_assets import __version__
 from ml_assets.assets import OWNERS
 from ml_assets.assets.training import model_key
+from ml_assets.assets.versions import versioned
 from ml_assets.automation.freshness import deployed_model_policy
 from ml_assets.automation.reports import auc_history
 from ml_assets.errors import classified, retry_policy
@@ -121,6 +122,6 @@ def build_deployment_asset(settings: Settings, catalog: list[CatalogEntry]) -> d
                 ),
             }
         )
-        return document
+        return versioned(context, document)
 
     return deployed_model

@@ -4,6 +4,7 @@ import dagster as dg
 
 from ml_assets.assets import OWNERS
 from ml_assets.assets.training import model_key
+from ml_assets.assets.versions import versioned
 from ml_assets.errors import classified, retry_policy
 from ml_assets.models.catalog import CatalogEntry
 from ml_assets.partitions import daily
@@ -37,7 +38,7 @@ def build_leaderboard_asset(settings: Settings, catalog: list[CatalogEntry]) -> 
         gate = ContractGate(context, settings)
         board = gate.check("model_leaderboard", rank(scored), gate.params())
         best = board.iloc[0]
-        return gate.finish(
+        board = gate.finish(
             board,
             "model_leaderboard",
             {
@@ -50,5 +51,6 @@ def build_leaderboard_asset(settings: Settings, catalog: list[CatalogEntry]) -> 
                 ),
             },
         )
+        return versioned(context, board)
 
     return model_leaderboard

@@ -8,9 +8,11 @@ import dagster as dg
 
 from ml_assets.assets import OWNERS
 from ml_assets.assets.errors import persistent_failures
+from ml_assets.assets.ranges import BACKFILL_POLICY, in_range_run, partition_days, per_day
 from ml_assets.errors import classified, retry_policy
 from ml_assets.partitions import daily
 from ml_assets.resources.feature_store import FeatureStoreResource
+from ml_assets.resources.lake_ranges import PartitionFrames, window
 from ml_assets.settings import Settings
 from ml_assets.types import Frame
 
@@ -50,7 +52,7 @@ def build_feature_store_assets(settings: Settings) -> list:
 
     @dg.multi_asset(
         partitions_def=daily, group_name=GROUP, outs=outs, name=SOURCE_ASSET,
-        retry_policy=retry_policy(settings),
+        retry_policy=retry_policy(settings), backfill_policy=BACKFILL_POLICY,
     )  # fmt: skip
     @classified
     def feast_features(
@@ -61,25 +63,37 @@ def build_feature_store_assets(settings: Settings) -> list:
         plane)."""
         from ml_assets.feature_repo.definitions import feast_frames
 
-        day = context.partition_key
-        with persistent_failures(f"feast_features[{day}]"):
-            frames = feast_frames(
-                flight_features, traffic_features, day, settings.prediction_horizon_hours
-            )
+        def one_day(day: str) -> dict[str, Frame]:
+            with persistent_failures(f"feast_features[{day}]"):
+                return feast_frames(
+                    window(flight_features, day, 1), window(traffic_features, day, 1), day,
+                    settings.prediction_horizon_hours,
+                )  # fmt: skip
+
+        frames = per_day(context, one_day)
         for name in outs:
-            yield dg.Output(frames[name], output_name=name, metadata={"rows": len(frames[name])})
+            if in_range_run(context):
+                value = PartitionFrames({day: by_name[name] for day, by_name in frames.items()})
+                rows = sum(len(frame) for frame in value.values())
+            else:
+                value, rows = frames[name], len(frames[name])
+            yield dg.Output(value, output_name=name, metadata={"rows": rows})
 
     @dg.asset(
         partitions_def=daily, group_name=GROUP, kinds={"feast"}, owners=OWNERS, code_version="1",
         deps=[feast_features], retry_policy=retry_policy(settings),
+        backfill_policy=BACKFILL_POLICY,
     )  # fmt: skip
     @classified
     def online_features(
         context: dg.AssetExecutionContext, feature_store: FeatureStoreResource
     ) -> dg.MaterializeResult:
         """The day's feature rows materialized into the online store (SQLite locally, Redis in
-        production); re-running a day overwrites the same keys."""
-        start, end = online_window(context.partition_key, settings.prediction_horizon_hours)
+        production); re-running a day overwrites the same keys. A range run materializes its
+        days in one call."""
+        days = partition_days(context)
+        start = online_window(days[0], settings.prediction_horizon_hours)[0]
+        end = online_window(days[-1], settings.prediction_horizon_hours)[1]
         feature_store.apply()
         feature_store.materialize(start, end)
         return dg.MaterializeResult(
@@ -101,7 +115,9 @@ def build_feature_store_assets(settings: Settings) -> list:
         feast_features: Frame,
     ) -> dg.AssetCheckResult:
         from ml_assets.models.features import JOIN_KEYS, KEY, parity
+        from ml_assets.resources.lake import concat_partitions
 
+        feast_features = concat_partitions(feast_features)  # a range run: sampled over its days
         sample = feast_features.sample(
             n=min(PARITY_SAMPLE, len(feast_features)), random_state=settings.seed
         )

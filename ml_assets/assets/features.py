@@ -7,8 +7,10 @@ import dagster as dg
 
 from ml_assets.assets import OWNERS
 from ml_assets.assets.errors import persistent_failures
+from ml_assets.assets.ranges import BACKFILL_POLICY, label, per_day
 from ml_assets.errors import classified, retry_policy
 from ml_assets.partitions import daily, trailing
+from ml_assets.resources.lake_ranges import window
 from ml_assets.resources.landing import LandingZone
 from ml_assets.settings import Settings
 from ml_assets.types import Frame
@@ -22,6 +24,7 @@ def build_feature_assets(settings: Settings) -> list[dg.AssetsDefinition]:
     @dg.asset(
         partitions_def=daily, group_name=GROUP, kinds={"pandas", "parquet"}, owners=OWNERS,
         code_version="2", io_manager_key="lake", retry_policy=retry_policy(settings),
+        backfill_policy=BACKFILL_POLICY,
         ins={"raw_weather": dg.AssetIn(partition_mapping=trailing(2))},
         metadata={"prediction_horizon_hours": horizon},
     )  # fmt: skip
@@ -34,14 +37,26 @@ def build_feature_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         planes: Frame,
     ) -> Frame:
         """Fan-in: each flight with the origin's weather at prediction time and its plane."""
-        from ml_assets.checks.contracts import ContractGate, load_references
+        from ml_assets.checks.contracts import load_references
+
+        with persistent_failures(label(context, "flight_features")):
+            references = load_references(landing)
+        return per_day(
+            context,
+            lambda day: _flight_features(
+                context, window(raw_flights, day, 1), window(raw_weather, day, 2), planes,
+                references, day,
+            ),
+        )  # fmt: skip
+
+    def _flight_features(context, raw_flights, raw_weather, planes, references, day) -> Frame:
+        from ml_assets.checks.contracts import ContractGate
         from ml_assets.models.features import build_flight_features
 
-        day = context.partition_key
-        gate = ContractGate(context, settings)
+        gate = ContractGate(context, settings, partition=day)
         with persistent_failures(f"flight_features[{day}]"):
             frame = build_flight_features(raw_flights, raw_weather, planes, horizon)
-            params = gate.params(load_references(landing))
+            params = gate.params(references)
         frame = gate.check("flight_features", frame, params)
         return gate.finish(
             frame,
@@ -55,17 +70,23 @@ def build_feature_assets(settings: Settings) -> list[dg.AssetsDefinition]:
     @dg.asset(
         partitions_def=daily, group_name=GROUP, kinds={"pandas", "parquet"}, owners=OWNERS,
         code_version="2", io_manager_key="lake", retry_policy=retry_policy(settings),
+        backfill_policy=BACKFILL_POLICY,
         ins={"raw_flights": dg.AssetIn(partition_mapping=trailing(settings.history_days + 1))},
         metadata={"history_days": settings.history_days, "prediction_horizon_hours": horizon},
     )  # fmt: skip
     @classified
     def traffic_features(context: dg.AssetExecutionContext, raw_flights: Frame) -> Frame:
         """Schedule congestion, trailing delay rates and the day's delays known at prediction time."""
+        days = settings.history_days + 1
+        return per_day(
+            context, lambda day: _traffic_features(context, window(raw_flights, day, days), day)
+        )
+
+    def _traffic_features(context, raw_flights, day: str) -> Frame:
         from ml_assets.checks.contracts import ContractGate
         from ml_assets.models.features import build_traffic_features
 
-        day = context.partition_key
-        gate = ContractGate(context, settings)
+        gate = ContractGate(context, settings, partition=day)
         with persistent_failures(f"traffic_features[{day}]"):
             frame = build_traffic_features(raw_flights, day, horizon)
         return gate.finish(

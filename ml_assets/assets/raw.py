@@ -10,8 +10,9 @@ import dagster as dg
 
 from ml_assets.assets import OWNERS
 from ml_assets.assets.errors import persistent_failures
+from ml_assets.assets.ranges import BACKFILL_POLICY, label, per_day
+from ml_assets.assets.versions import versioned
 from ml_assets.errors import classified, retry_policy
-from ml_assets.lineage import frame_data_version
 from ml_assets.partitions import daily
 from ml_assets.resources.landing import LandingZone
 from ml_assets.settings import Settings
@@ -24,21 +25,30 @@ def build_raw_assets(settings: Settings) -> list[dg.AssetsDefinition]:
     @dg.asset(
         partitions_def=daily, group_name=GROUP, kinds={"pandas", "parquet"}, owners=OWNERS,
         code_version="2", io_manager_key="lake", retry_policy=retry_policy(settings),
+        backfill_policy=BACKFILL_POLICY,
     )  # fmt: skip
     @classified
-    def raw_flights(context: dg.AssetExecutionContext, landing: LandingZone) -> dg.Output[Frame]:
+    def raw_flights(context: dg.AssetExecutionContext, landing: LandingZone) -> Frame:
         """One day's departures from the landing zone, typed and keyed by ``flight_id``."""
-        from ml_assets.checks.contracts import ContractGate, load_references
+        from ml_assets.checks.contracts import load_references
+
+        with persistent_failures(label(context, "raw_flights")):
+            references = load_references(landing)
+        return per_day(
+            context, lambda day: _raw_flights(context, landing, references, day), version=True
+        )
+
+    def _raw_flights(context, landing: LandingZone, references, day: str) -> Frame:
+        from ml_assets.checks.contracts import ContractGate
         from ml_assets.models.prepare import prepare_flights
         from ml_assets.sources.landing import daily_path
 
-        day = context.partition_key
         gate = ContractGate(
             context, settings, file=str(daily_path(landing.base_path, "flights", day)),
-            on_reject=lambda: landing.reject("flights", day),
+            on_reject=lambda: landing.reject("flights", day), partition=day,
         )  # fmt: skip
         with persistent_failures(f"raw_flights[{day}]"):
-            params = gate.params(load_references(landing))
+            params = gate.params(references)
         landed = gate.read(lambda: landing.read_daily("flights", day))
         landed = gate.check("landed_flights", landed, params)
         with persistent_failures(f"raw_flights[{day}]"):
@@ -49,23 +59,26 @@ def build_raw_assets(settings: Settings) -> list[dg.AssetsDefinition]:
             "delayed_share": float(frame["is_delayed"].mean()),
         }
         frame = gate.finish(frame, "raw_flights", extra)
-        return dg.Output(frame, data_version=frame_data_version(frame))
+        return frame
 
     @dg.asset(
         partitions_def=daily, group_name=GROUP, kinds={"pandas", "parquet"}, owners=OWNERS,
         code_version="2", io_manager_key="lake", retry_policy=retry_policy(settings),
+        backfill_policy=BACKFILL_POLICY,
     )  # fmt: skip
     @classified
-    def raw_weather(context: dg.AssetExecutionContext, landing: LandingZone) -> dg.Output[Frame]:
+    def raw_weather(context: dg.AssetExecutionContext, landing: LandingZone) -> Frame:
         """One day's hourly weather at EWR, JFK and LGA."""
+        return per_day(context, lambda day: _raw_weather(context, landing, day), version=True)
+
+    def _raw_weather(context, landing: LandingZone, day: str) -> Frame:
         from ml_assets.checks.contracts import ContractGate
         from ml_assets.models.prepare import prepare_weather
         from ml_assets.sources.landing import daily_path
 
-        day = context.partition_key
         gate = ContractGate(
             context, settings, file=str(daily_path(landing.base_path, "weather", day)),
-            on_reject=lambda: landing.reject("weather", day),
+            on_reject=lambda: landing.reject("weather", day), partition=day,
         )  # fmt: skip
         params = gate.params()
         landed = gate.read(lambda: landing.read_daily("weather", day))
@@ -73,7 +86,7 @@ def build_raw_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         with persistent_failures(f"raw_weather[{day}]"):
             frame = prepare_weather(landed, day)
         frame = gate.finish(gate.check("raw_weather", frame, params), "raw_weather")
-        return dg.Output(frame, data_version=frame_data_version(frame))
+        return frame
 
     @dg.asset(
         group_name=GROUP,
@@ -84,7 +97,7 @@ def build_raw_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         retry_policy=retry_policy(settings),
     )
     @classified
-    def planes(context: dg.AssetExecutionContext, landing: LandingZone) -> dg.Output[Frame]:
+    def planes(context: dg.AssetExecutionContext, landing: LandingZone) -> Frame:
         """Reference data: one row per tail number (year built, seats, engines)."""
         from ml_assets.checks.contracts import ContractGate
         from ml_assets.models.prepare import prepare_planes
@@ -96,7 +109,6 @@ def build_raw_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         landed = gate.read(lambda: landing.read_reference("planes"))
         with persistent_failures("planes"):
             frame = prepare_planes(landed)
-        frame = gate.finish(gate.check("planes", frame, gate.params()), "planes")
-        return dg.Output(frame, data_version=frame_data_version(frame))
+        return versioned(context, gate.finish(gate.check("planes", frame, gate.params()), "planes"))
 
     return [raw_flights, raw_weather, planes]

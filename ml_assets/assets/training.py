@@ -8,11 +8,14 @@ from ml_assets import k8s
 from ml_assets.assets import OWNERS
 from ml_assets.assets.checkpointing import checkpointed_training
 from ml_assets.assets.errors import persistent_failures
+from ml_assets.assets.ranges import in_range_run, per_day
+from ml_assets.assets.versions import versioned
 from ml_assets.errors import classified, retry_policy
 from ml_assets.feature_repo.definitions import ENTITY_ASSETS
 from ml_assets.models.catalog import CatalogEntry
 from ml_assets.models.train import TrainedModel
 from ml_assets.partitions import daily, trailing
+from ml_assets.resources import lake_ranges
 from ml_assets.resources.feature_store import FeatureStoreResource
 from ml_assets.settings import Settings
 from ml_assets.types import Frame
@@ -30,6 +33,7 @@ def build_training_set_asset(settings: Settings) -> dg.AssetsDefinition:
     @dg.asset(
         partitions_def=daily, group_name=GROUP, kinds={"pandas", "parquet"}, owners=OWNERS,
         code_version="2", io_manager_key="lake", retry_policy=retry_policy(settings),
+        backfill_policy=dg.BackfillPolicy.multi_run(settings.training_set_days_per_run),
         ins={"flight_features": dg.AssetIn(partition_mapping=window)},
         deps=[dg.AssetDep("traffic_features", partition_mapping=window),
               dg.AssetDep("feast_features", partition_mapping=window),
@@ -51,14 +55,24 @@ def build_training_set_asset(settings: Settings) -> dg.AssetsDefinition:
         The window's flights (keys, prediction times, labels) form Feast's entity frame; every
         feature comes from ``get_historical_features``, point in time. Its contract (the seed's:
         more than ``min_training_rows`` training rows, no null label, both classes) is enforced
-        before returning, so a failing day writes nothing.
+        before returning, so a failing day writes nothing. A backfill computes up to
+        ``training_set_days_per_run`` days in one run (one Feast start-up for all of them).
         """
+        days = settings.window_days
+        out = per_day(
+            context,
+            lambda day: _training_set(
+                context, feature_store, lake_ranges.window(flight_features, day, days), day
+            ),
+        )
+        return out if in_range_run(context) else versioned(context, out)
+
+    def _training_set(context, feature_store, flight_features, day: str) -> Frame:
         from ml_assets.checks.contracts import ContractGate, quarantine_limit
         from ml_assets.models.features import join_keys
         from ml_assets.models.training_set import build_training_set, split_served_features
 
-        day = context.partition_key
-        gate = ContractGate(context, settings)
+        gate = ContractGate(context, settings, partition=day)
         with persistent_failures(f"training_set[{day}]"):
             entities = join_keys(flight_features)
             entities["event_timestamp"] = flight_features["prediction_ts"].to_numpy()
@@ -68,7 +82,7 @@ def build_training_set_asset(settings: Settings) -> dg.AssetsDefinition:
                 flight_branch, traffic_branch, day, settings.holdout_days,
                 max_unmatched_rows=int(quarantine_limit(settings, len(flight_features))),
             )  # fmt: skip
-        return gate.finish(
+        frame = gate.finish(
             gate.check("training_set", frame, gate.params()),
             "training_set",
             {
@@ -82,6 +96,7 @@ def build_training_set_asset(settings: Settings) -> dg.AssetsDefinition:
                 "feature_service": feature_store.service().name,
             },
         )
+        return frame
 
     return training_set
 
@@ -126,7 +141,7 @@ def build_model_asset(entry: CatalogEntry, settings: Settings) -> dg.AssetsDefin
                 "iterations_trained": guard.computed,
             }
         )
-        return model
+        return versioned(context, model)
 
     return _model
 

@@ -12,6 +12,7 @@ import dagster as dg
 
 from ml_assets.automation import freshness, history, monitors
 from ml_assets.automation.landing import complete_days, day_files
+from ml_assets.checks.ranges import join_results
 from ml_assets.partitions import daily
 from ml_assets.resources.landing import LandingZone
 from ml_assets.settings import Settings
@@ -36,7 +37,11 @@ def build_monitor_checks(settings: Settings) -> list[dg.AssetChecksDefinition]:
         description=f"Rows of the day >= {settings.monitor_volume_ratio:.0%} of the previous day's.",
     )  # fmt: skip
     def day_volume(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        day = context.partition_key
+        if context.has_partition_key:
+            return one_day(context, context.partition_key)
+        return join_results({day: one_day(context, day) for day in context.partition_keys})
+
+    def one_day(context: dg.AssetCheckExecutionContext, day: str) -> dg.AssetCheckResult:
         before = previous_day(day)
         rows = _row_count(context.instance, VOLUME_ASSET, day)
         previous = _row_count(context.instance, VOLUME_ASSET, before)
@@ -145,11 +150,15 @@ def build_freshness_checks(settings: Settings) -> list[dg.AssetChecksDefinition]
         def _check(
             context: dg.AssetCheckExecutionContext, landing: LandingZone
         ) -> dg.AssetCheckResult:
-            day = context.partition_key
-            verdict = evaluate_partition(
-                context.instance, asset, day, landed_at(landing, day), time.time(), settings
-            )
-            return dg.AssetCheckResult(**freshness_result(verdict))
+            def one_day(day: str) -> dg.AssetCheckResult:
+                verdict = evaluate_partition(
+                    context.instance, asset, day, landed_at(landing, day), time.time(), settings
+                )
+                return dg.AssetCheckResult(**freshness_result(verdict))
+
+            if context.has_partition_key:
+                return one_day(context.partition_key)
+            return join_results({day: one_day(day) for day in context.partition_keys})
 
         return _check
 

@@ -101,13 +101,16 @@ class ContractGate:
         settings: Settings,
         file: str | None = None,
         on_reject: Callable[[], str | None] | None = None,
+        partition: str | None = None,
     ) -> None:
         from ml_assets.resources.lake import quarantine_path
 
         self.context = context
         self.settings = settings
         self.asset = context.asset_key.to_user_string()
-        self.partition = context.partition_key if context.has_partition_key else None
+        # ``partition``: one day of a range run (its metadata goes to that day's materialization)
+        self.in_range = partition is not None and not context.has_partition_key
+        self.partition = partition or (context.partition_key if context.has_partition_key else None)
         self.file = file
         self.on_reject = on_reject
         self.rows_in: int | None = None
@@ -211,7 +214,10 @@ class ContractGate:
             self.context.log.warning(
                 f"{self.where}: quarantined {count} of {rows_in} rows in {self.quarantine_file}"
             )
-        self.context.add_output_metadata(metadata)
+        if self.in_range:
+            self.context.add_asset_metadata(metadata, partition_key=self.partition)
+        else:
+            self.context.add_output_metadata(metadata)
         return frame
 
     def _fail(
@@ -336,13 +342,19 @@ def build_contract_check(asset: str, settings: Settings) -> dg.AssetChecksDefini
     def _check(
         context: dg.AssetCheckExecutionContext, frame: Frame, landing: LandingZone
     ) -> dg.AssetCheckResult:
+        from ml_assets.checks.ranges import over_days
         from ml_assets.checks.schemas import contract
 
-        partition = context.partition_key if context.has_partition_key else None
         references = load_references(landing) if contract(asset).needs_references else None
-        params = contract_params(settings, partition, references)
-        stored = _materialization_metadata(context, asset, partition)
-        return evaluate_stored(asset, frame, params, settings, stored)
+
+        def one_day(partition: str | None, stored_frame: Frame) -> dg.AssetCheckResult:
+            params = contract_params(settings, partition, references)
+            stored = _materialization_metadata(context, asset, partition)
+            return evaluate_stored(asset, stored_frame, params, settings, stored)
+
+        return over_days(
+            frame, one_day, context.partition_key if context.has_partition_key else None
+        )
 
     return _check
 

@@ -22,7 +22,7 @@ import yaml
 from ml_assets.automation.sink import Inbox, start_sink
 from ml_assets.definitions import build_defs
 from ml_assets.execution import FEATURES_JOB, REFERENCE_JOB
-from ml_assets.runner import materialize_days
+from ml_assets.runner import materialize_days, materialize_range
 from ml_assets.settings import PROJECT_ROOT, Settings
 from ml_assets.sources.landing import days_between, land
 from ml_assets_tests.automation.conftest import free_port
@@ -81,7 +81,7 @@ def deployment(tmp_path: Path):
     with dg.DagsterInstance.from_config(str(home)) as instance:
         defs = build_defs(settings)
         runs = materialize_days(defs, instance, REFERENCE_JOB, [None])
-        runs += materialize_days(defs, instance, FEATURES_JOB, HISTORY)
+        runs.append(materialize_range(defs, instance, FEATURES_JOB, HISTORY[0], HISTORY[-1]))
         assert all(r.success for r in runs)
         yield env, tmp_path, home, settings, inbox, instance
     sink.stop()

@@ -26,10 +26,12 @@ import dagster as dg
 import pytest
 import yaml
 
+from ml_assets import backfill_plan as bp
 from ml_assets.automation.sink import Inbox, start_sink
+from ml_assets.backfill_launch import launch_backfill, partitioned_assets
 from ml_assets.definitions import build_defs
-from ml_assets.execution import FEATURES_JOB, REFERENCE_JOB
-from ml_assets.runner import materialize_days
+from ml_assets.execution import DAILY_GROUPS, DAILY_JOB, FEATURES_JOB, REFERENCE_JOB
+from ml_assets.runner import materialize_days, materialize_range
 from ml_assets.settings import PROJECT_ROOT, Settings
 from ml_assets.sources.landing import days_between, land
 from ml_assets.ui import graphql
@@ -148,7 +150,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     with dg.DagsterInstance.from_config(str(home)) as instance:
         defs = build_defs(settings)
         seeded = materialize_days(defs, instance, REFERENCE_JOB, [None])
-        seeded += materialize_days(defs, instance, FEATURES_JOB, HISTORY)
+        seeded.append(materialize_range(defs, instance, FEATURES_JOB, HISTORY[0], HISTORY[-1]))
     assert all(run.success for run in seeded), seeded
     seeded_at = time.monotonic()
 
@@ -268,29 +270,21 @@ def test_materialize_one_partition_of_the_features_job(ui: Deployment) -> None:
         assert event == {"runId": run_id, "partition": ONE_DAY}, asset
 
 
-LAUNCH_BACKFILL = """mutation($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }"""
 BACKFILL_STATUS = """query($id: String!) { partitionBackfillOrError(backfillId: $id) {
   ... on PartitionBackfill { status runs { runId status }
     assetBackfillData { assetBackfillStatuses { ... on AssetPartitionsStatusCounts {
       assetKey { path } numPartitionsTargeted numPartitionsMaterialized numPartitionsFailed } } } } } }"""
 
 
-def test_backfill_training_to_deployment_over_a_date_range(ui: Deployment) -> None:
-    nodes = ui.query("{ assetNodes { assetKey { path } groupName } }")["assetNodes"]
-    selection = [
-        n["assetKey"] for n in nodes if n["groupName"] in ("training", "evaluation", "deployment")
-    ]
-    params = {
-        "partitionNames": BACKFILL,
-        "assetSelection": selection,
-        "title": "e2e: training to deployment",
-        "tags": [{"key": "ml_assets/launched_by", "value": "e2e-ui"}],
-    }
-    launched = ui.query(LAUNCH_BACKFILL, params=params)["launchPartitionBackfill"]
-    assert launched["__typename"] == "LaunchBackfillSuccess", launched
-    backfill_id = launched["backfillId"]
+def test_backfill_ingestion_to_deployment_over_a_date_range(ui: Deployment) -> None:
+    """The whole daily graph over BACKFILL through the daemon's backfill loop and the run queue:
+    raw and features in one run over the range, the training sets in one more, then one run per
+    day for the models, leaderboard and deployment."""
+    selection = partitioned_assets(ui.url, DAILY_GROUPS)  # as `ml-assets backfill` launches it
+    backfill_id = launch_backfill(
+        ui.url, BACKFILL[0], BACKFILL[-1], selection, "e2e: ingestion to deployment",
+        tags=[{"key": "ml_assets/launched_by", "value": "e2e-ui"}],
+    )  # fmt: skip
     ui.launched["backfill"] = backfill_id
 
     def finished() -> dict | None:
@@ -302,11 +296,44 @@ def test_backfill_training_to_deployment_over_a_date_range(ui: Deployment) -> No
     counts = {
         s["assetKey"]["path"][-1]: s for s in backfill["assetBackfillData"]["assetBackfillStatuses"]
     }
-    assert {"training_set", "model_leaderboard", "deployed_model", *MODELS} <= set(counts)
+    assert {"raw_flights", "online_features", "training_set", "deployed_model", *MODELS} <= set(
+        counts
+    )
     for asset, status in counts.items():
         assert status["numPartitionsMaterialized"] == len(BACKFILL), (asset, status)
         assert status["numPartitionsFailed"] == 0, (asset, status)
     assert {r["status"] for r in backfill["runs"]} == {"SUCCESS"}
+    runs = {r["runId"] for r in backfill["runs"]}
+    assert len(runs) == 2 + len(
+        BACKFILL
+    )  # features, then training sets over the range; models daily
+    with dg.DagsterInstance.from_config(ui.env["DAGSTER_HOME"]) as instance:
+        for asset in counts:
+            by_day = [
+                r.partition_key
+                for r in instance.fetch_materializations(
+                    dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=BACKFILL),
+                    limit=1000,
+                ).records
+                if r.run_id in runs
+            ]
+            assert sorted(by_day) == BACKFILL, (asset, by_day)  # each day exactly once
+        tags = [instance.get_run_by_id(run_id).tags for run_id in runs]
+        # the plan made from the runs before it predicted these runs and steps
+        settings = Settings.from_env(ui.env)
+        defs = build_defs(settings)
+        steps = bp.collect_steps(defs, DAILY_JOB)
+        actual = bp.actual_backfill(instance, backfill_id, steps, bp.prices_from(settings))
+        plan = bp.plan_from_instance(
+            defs, instance, settings, DAILY_JOB, BACKFILL, before=actual.requested_at
+        )
+    print("\n" + bp.format_compare(plan, actual))
+    assert (actual.runs, actual.steps) == (len(plan.runs), plan.steps)
+    assert actual.cpu_hours > 0 and actual.gpu_hours > 0  # model__gbdt has the gpu profile
+    ranged = [t for t in tags if "dagster/asset_partition_range_start" in t]
+    assert len(ranged) == 2 and {t["dagster/asset_partition_range_end"] for t in ranged} == {
+        BACKFILL[-1]
+    }
 
 
 SENSOR_RUNS = """query($tags: [ExecutionTag!]) { runsOrError(filter: {tags: $tags}) {

@@ -1,0 +1,487 @@
+"""Benchmark: a backfill of the whole graph through Dagster vs the same work in a plain loop.
+
+(a) plain Python: the pure functions of every asset over the days, in one process, frames kept
+    in memory, Feast used the same way (feature rows written to the lake, one online
+    materialization over the range, a point-in-time retrieval per training set); printed once
+    without and once with the data contracts (Pandera), which the Dagster side validates.
+(b) Dagster: a real instance (SQLite) with the run queue (5 runs), ``dagster-daemon`` and the
+    webserver; an asset backfill of the daily graph (all but ``planes``) over the days is launched
+    through GraphQL ``launchPartitionBackfill`` and timed from its request to its last run's end.
+
+The days before the timed range (a training window) are prepared untimed on both sides. Prints
+both times, the ratios, runs and steps, the per-step overhead, the code location's load time and
+a profile of the Dagster side from its event log. Sensors and schedules are left out of the
+benchmark's code location (``bench/backfill_location.py``) so only the backfill runs.
+
+    uv run python bench/backfill.py [--days 90] [--models 5] [--window-days 56]
+                                    [--baselines plain,contracts] [--skip-plain]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+FIRST_DAY = "2013-01-01"
+RANGE_TAGS = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _catalog(path: Path, models: int) -> Path:
+    from ml_assets.settings import DEFAULT_CATALOG
+
+    catalog = yaml.safe_load(Path(DEFAULT_CATALOG).read_text())
+    catalog["models"] = catalog["models"][:models]
+    path.write_text(yaml.safe_dump(catalog))
+    return path
+
+
+def _env(root: Path, landing: Path, catalog: Path, window_days: int) -> dict[str, str]:
+    return {
+        "ML_ASSETS_ROOT": str(root),
+        "ML_ASSETS_LANDING": str(landing),
+        "ML_ASSETS_LAKE": str(root / "lake"),
+        "ML_ASSETS_CATALOG": str(catalog),
+        "ML_ASSETS_WINDOW_DAYS": str(window_days),
+        "ML_ASSETS_EXECUTOR": "in_process",
+        "DAGSTER_HOME": str(root / "home"),
+    }
+
+
+# -- (a) plain Python ----------------------------------------------------------------------
+
+
+class Timer:
+    """Seconds per label, summed."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    def __call__(self, label: str, fn, *args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.seconds[label] += time.perf_counter() - started
+
+
+def plain_python(
+    settings, days: list[str], warm: list[str], contracts: bool
+) -> tuple[float, Timer]:
+    """Every asset's pure function for ``days`` in a loop; returns (seconds, per-stage timer)."""
+    import io
+
+    import pandas as pd
+    from upath import UPath
+
+    from ml_assets.assets.feature_store import online_window
+    from ml_assets.atomic import write_atomic
+    from ml_assets.checks.contracts import contract_params, load_references, quarantine_limit
+    from ml_assets.checks.validation import validate
+    from ml_assets.models.catalog import load_catalog
+    from ml_assets.models.evaluate import paired_bootstrap, score
+    from ml_assets.models.features import (
+        LABEL,
+        build_feature_rows,
+        build_flight_features,
+        build_traffic_features,
+    )
+    from ml_assets.models.gate import Candidate, Champion, decide
+    from ml_assets.models.leaderboard import rank
+    from ml_assets.models.prepare import prepare_flights, prepare_planes, prepare_weather
+    from ml_assets.models.train import fit, holdout, predict
+    from ml_assets.models.training_set import build_training_set, split_served_features
+    from ml_assets.resources.feature_store import build_feature_store
+    from ml_assets.resources.landing import LandingZone
+    from ml_assets.sources.landing import read_daily, read_reference
+
+    timer = Timer()
+    catalog = load_catalog(settings.catalog_path)
+    base, horizon = settings.landing_base, settings.prediction_horizon_hours
+    store = build_feature_store(settings)
+    references = load_references(LandingZone(base_path=base))
+    planes = prepare_planes(read_reference(base, "planes"))
+    flights, weather, ff, tf = {}, {}, {}, {}
+    order = warm + days
+
+    def check(name: str, frame: pd.DataFrame, day: str | None) -> pd.DataFrame:
+        if not contracts:
+            return frame
+        params = contract_params(settings, day, references)
+        return timer("contracts", validate, name, frame, params).clean()
+
+    def features(day: str, i: int) -> None:
+        landed = check("landed_flights", timer("read", read_daily, base, "flights", day), day)
+        flights[day] = check("raw_flights", timer("raw", prepare_flights, landed, day), day)
+        landed = check("landed_weather", timer("read", read_daily, base, "weather", day), day)
+        weather[day] = check("raw_weather", timer("raw", prepare_weather, landed, day), day)
+        window = pd.concat([weather[d] for d in order[max(0, i - 1) : i + 1]], ignore_index=True)
+        ff[day] = check(
+            "flight_features",
+            timer("features", build_flight_features, flights[day], window, planes, horizon),
+            day,
+        )
+        hist = pd.concat(
+            [flights[d] for d in order[max(0, i - settings.history_days) : i + 1]],
+            ignore_index=True,
+        )
+        tf[day] = check(
+            "traffic_features", timer("features", build_traffic_features, hist, day, horizon), day
+        )
+        rows = timer("features", build_feature_rows, ff[day], tf[day])
+        buffer = io.BytesIO()
+        rows.to_parquet(buffer, index=False)
+        timer(
+            "write",
+            write_atomic,
+            UPath(settings.lake_base) / "feast_features" / f"{day}.parquet",
+            buffer.getvalue(),
+        )
+
+    def online(first: str, last: str) -> None:
+        start = online_window(first, horizon)[0]
+        end = online_window(last, horizon)[1]
+        timer("feast", store.apply)
+        timer("feast", store.materialize, start, end)
+
+    for i, day in enumerate(warm):
+        features(day, i)
+    online(warm[0], warm[-1])
+    timer.seconds.clear()
+    champion = None
+    started = time.perf_counter()
+    for j, day in enumerate(days):
+        features(day, len(warm) + j)
+    online(days[0], days[-1])
+    for j, day in enumerate(days):
+        i = len(warm) + j
+        window = order[max(0, i - settings.window_days + 1) : i + 1]
+        flight_window = pd.concat([ff[d] for d in window], ignore_index=True)
+        entities = flight_window.loc[:, ["flight_id", "prediction_ts"]]
+        served = timer(
+            "feast", store.historical, entities.rename(columns={"prediction_ts": "event_timestamp"})
+        )
+        branches = split_served_features(flight_window, served)
+        frame, _ = timer(
+            "training_set",
+            build_training_set,
+            *branches,
+            day,
+            settings.holdout_days,
+            max_unmatched_rows=int(quarantine_limit(settings, len(flight_window))),
+        )
+        frame = check("training_set", frame, day)
+        rows = holdout(frame)
+        y = rows[LABEL].to_numpy()
+        models = {
+            e.name: timer("models", fit, frame, e, settings.seed, settings.num_threads)
+            for e in catalog
+        }
+        board = timer(
+            "evaluation", rank, {n: (m, score(y, predict(m, rows))) for n, m in models.items()}
+        )
+        board = check("model_leaderboard", board, day)
+        best = models[board.iloc[0]["asset"]]
+        comparison = None
+        if champion is not None:
+            comparison = timer(
+                "evaluation",
+                paired_bootstrap,
+                y,
+                predict(best, rows),
+                predict(champion[0], rows),
+                settings.bootstrap_samples,
+                settings.seed,
+            )
+        decision = decide(
+            Candidate(best.name, best.sha256, float(board.iloc[0]["auc"]), day),
+            Champion(champion[0].name, champion[0].sha256, champion[1]) if champion else None,
+            comparison,
+            settings.auc_gate,
+        )
+        if decision.promote:
+            champion = (best, day)
+    return time.perf_counter() - started, timer
+
+
+# -- (b) Dagster -------------------------------------------------------------------------------
+
+
+def _instance_yaml(home: Path) -> str:
+    from ml_assets.settings import PROJECT_ROOT
+
+    project = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())
+    return yaml.safe_dump(
+        {
+            "storage": {"sqlite": {"base_dir": str(home / "storage")}},
+            "compute_logs": {
+                "module": "dagster._core.storage.noop_compute_log_manager",
+                "class": "NoOpComputeLogManager",
+            },
+            "run_queue": project["run_queue"],
+            "telemetry": {"enabled": False},
+            "nux": {"enabled": False},
+        }
+    )
+
+
+def _workspace(path: Path) -> Path:
+    from ml_assets.settings import PROJECT_ROOT
+
+    location = {
+        "python_file": {
+            "relative_path": str(HERE / "backfill_location.py"),
+            "location_name": "ml_assets",
+            "working_directory": str(PROJECT_ROOT),
+        }
+    }
+    path.write_text(yaml.safe_dump({"load_from": [location]}))
+    return path
+
+
+def seed(root: Path, warm: list[str]) -> None:
+    """Untimed: planes, then raw and features (and their online rows) for the warm days."""
+    import dagster as dg
+
+    from ml_assets.definitions import build_defs
+    from ml_assets.execution import FEATURES_JOB, REFERENCE_JOB
+    from ml_assets.runner import materialize_days, materialize_range
+    from ml_assets.settings import Settings
+
+    defs = build_defs(Settings.from_env())
+    with dg.DagsterInstance.from_config(str(root / "home")) as instance:
+        runs = materialize_days(defs, instance, REFERENCE_JOB, [None])
+        runs.append(materialize_range(defs, instance, FEATURES_JOB, warm[0], warm[-1]))
+        assert all(r.success for r in runs), runs
+
+
+def through_dagster(root: Path, days: list[str], timeout_s: float) -> tuple[str, float, float]:
+    """Launch the backfill through the webserver + daemon; (backfill id, seconds, up seconds)."""
+    from ml_assets.backfill_launch import launch_backfill, partitioned_assets, wait_backfill
+    from ml_assets.execution import DAILY_GROUPS
+    from ml_assets.ui import commands, stop, wait_healthy
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = commands("127.0.0.1", port, _workspace(root / "workspace.yaml"))
+    log = (root / "up.log").open("w")
+    processes = {
+        name: subprocess.Popen(cmd, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT)
+        for name, cmd in argv.items()
+    }
+    try:
+        up_started = time.perf_counter()
+        wait_healthy(url, processes, timeout_s=300)
+        up_s = time.perf_counter() - up_started
+        assets = partitioned_assets(url, DAILY_GROUPS)
+        started = time.time()
+        backfill_id = launch_backfill(url, days[0], days[-1], assets, "bench/backfill.py")
+        status = wait_backfill(url, backfill_id, timeout_s, poll_s=1.0)
+        assert status["status"] == "COMPLETED_SUCCESS", (
+            f"backfill ended {status}; see {root}/up.log"
+        )
+        return backfill_id, started, up_s
+    finally:
+        stop(list(processes.values()))
+        log.close()
+
+
+def _event_times(instance, run_id: str) -> dict[str, float]:
+    import dagster as dg
+
+    kinds = {
+        dg.DagsterEventType.RUN_ENQUEUED,
+        dg.DagsterEventType.RUN_DEQUEUED,
+        dg.DagsterEventType.RUN_STARTING,
+        dg.DagsterEventType.RUN_START,
+        dg.DagsterEventType.RUN_SUCCESS,
+    }
+    return {
+        e.dagster_event.event_type.name: e.timestamp
+        for e in instance.all_logs(run_id, of_type=kinds)
+    }
+
+
+def profile(root: Path, backfill_id: str, requested: float) -> dict:
+    """Runs, steps and where the time went, from the instance's event log."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(root / "home")) as instance:
+        records = list(
+            instance.get_run_records(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
+        )
+        by_step: dict[str, float] = defaultdict(float)
+        steps = 0
+        runs = []
+        for record in records:
+            stats = [
+                s for s in instance.get_run_step_stats(record.dagster_run.run_id) if s.end_time
+            ]
+            steps += len(stats)
+            for stat in stats:
+                kind = "model__*" if stat.step_key.startswith("model__") else stat.step_key
+                by_step[kind] += stat.end_time - stat.start_time
+            times = _event_times(instance, record.dagster_run.run_id)
+            runs.append(
+                {
+                    "ranged": RANGE_TAGS[0] in record.dagster_run.tags,
+                    "created": record.create_timestamp.timestamp(),
+                    "queued": times["RUN_STARTING"]
+                    - times.get("RUN_ENQUEUED", times["RUN_STARTING"]),
+                    "launch": times["RUN_START"] - times["RUN_STARTING"],
+                    "first_step": min((s.start_time for s in stats), default=times["RUN_START"]),
+                    "start": times["RUN_START"],
+                    "end": times["RUN_SUCCESS"],
+                    "busy": sum(s.end_time - s.start_time for s in stats),
+                }
+            )
+        ranged = [r for r in runs if r["ranged"]]
+        daily = [r for r in runs if not r["ranged"]]
+        return {
+            "runs": len(records),
+            "ranged_runs": len(ranged),
+            "steps": steps,
+            "step_seconds": dict(sorted(by_step.items(), key=lambda kv: -kv[1])),
+            "busy": sum(r["busy"] for r in runs),
+            "in_run_outside_steps": sum(r["end"] - r["start"] - r["busy"] for r in runs),
+            "launch_total": sum(r["launch"] for r in runs),
+            "launch_median": statistics.median(r["launch"] for r in runs),
+            "queued_median": statistics.median(r["queued"] for r in runs),
+            "first_run_after_request": min(r["created"] for r in runs) - requested,
+            "range_end_to_day_runs": (
+                min(r["created"] for r in daily) - max(r["end"] for r in ranged)
+                if ranged and daily
+                else 0.0
+            ),
+            "range_run": sum(r["end"] - r["created"] for r in ranged),
+            "wall": max(r["end"] for r in runs) - requested,
+        }
+
+
+def load_time(repeats: int = 3) -> tuple[float, float]:
+    """Median seconds for ``import dagster`` and for loading the code location beyond it."""
+    code = (
+        "import time; t0=time.perf_counter(); import dagster; t1=time.perf_counter();"
+        "from ml_assets.definitions import defs; defs(); t2=time.perf_counter();"
+        "print(t1-t0, t2-t1)"
+    )
+    samples = [
+        tuple(
+            map(
+                float,
+                subprocess.run(
+                    [sys.executable, "-c", code], capture_output=True, text=True, check=True
+                ).stdout.split(),
+            )
+        )
+        for _ in range(repeats)
+    ]
+    return statistics.median(s[0] for s in samples), statistics.median(s[1] for s in samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--days", type=int, default=90, help="days backfilled (timed)")
+    parser.add_argument("--models", type=int, default=5, help="first N models of the catalog")
+    parser.add_argument("--window-days", type=int, default=56, help="training window (warm days)")
+    parser.add_argument("--skip-plain", action="store_true")
+    parser.add_argument(
+        "--baselines", default="plain,contracts",
+        help="(a) without and/or with the data contracts: plain, contracts or both",
+    )  # fmt: skip
+    parser.add_argument("--timeout", type=float, default=6 * 3600)
+    parser.add_argument("--keep", help="keep the run's files under this folder")
+    args = parser.parse_args()
+
+    from ml_assets.settings import Settings
+    from ml_assets.sources.landing import days_between, land
+
+    first = dt.date.fromisoformat(FIRST_DAY) + dt.timedelta(days=args.window_days)
+    last = first + dt.timedelta(days=args.days - 1)
+    all_days = days_between(FIRST_DAY, last.isoformat())
+    days, warm = all_days[-args.days :], all_days[: -args.days]
+    tmp = Path(args.keep or tempfile.mkdtemp(prefix="ml-assets-backfill-"))
+    landing = tmp / "landing"
+    land(str(landing), FIRST_DAY, last.isoformat())
+    catalog = _catalog(tmp / "catalog.yaml", args.models)
+    print(f"backfill of {args.days} days ({days[0]}..{days[-1]}), {args.models} models, "
+          f"{args.window_days}-day window; machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")  # fmt: skip
+
+    plain = plain_checked = None
+    if not args.skip_plain:
+        for contracts in [
+            c for c in (False, True) if ("contracts" if c else "plain") in args.baselines
+        ]:
+            root = tmp / ("plain_checked" if contracts else "plain")
+            root.mkdir()
+            settings = Settings.from_env(_env(root, landing, catalog, args.window_days))
+            seconds, timer = plain_python(settings, days, warm, contracts)
+            stages = ", ".join(
+                f"{k} {v:.1f}" for k, v in sorted(timer.seconds.items(), key=lambda kv: -kv[1])
+            )
+            label = "plain Python + contracts" if contracts else "plain Python            "
+            print(f"(a) {label}: {seconds:8.1f} s   [{stages}]")
+            plain, plain_checked = (plain, seconds) if contracts else (seconds, plain_checked)
+
+    root = tmp / "dagster"
+    (root / "home").mkdir(parents=True)
+    (root / "home" / "dagster.yaml").write_text(_instance_yaml(root / "home"))
+    os.environ.update(_env(root, landing, catalog, args.window_days))
+    seed(root, warm)
+    backfill_id, requested, up_s = through_dagster(root, days, args.timeout)
+    facts = profile(root, backfill_id, requested)
+    dagster_s = facts["wall"]
+    print(f"(b) Dagster backfill (daemon, run queue 5): {dagster_s:8.1f} s   "
+          f"[{facts['runs']} runs ({facts['ranged_runs']} over the range), {facts['steps']} steps]")  # fmt: skip
+    for name, base in (("plain", plain), ("plain + contracts", plain_checked)):
+        if base:
+            extra = dagster_s - base
+            print(f"    ratio (b)/(a, {name}): {dagster_s / base:.2f}   "
+                  f"overhead per step {extra / facts['steps']:.2f} s")  # fmt: skip
+    print("    profile of (b) (seconds; sums are over runs, several run at once):")
+    print(f"      step compute, sum                        : {facts['busy']:8.1f}")
+    print(f"      run launch (process start + code load), sum: {facts['launch_total']:8.1f}  "
+          f"(median {facts['launch_median']:.1f} per run)")  # fmt: skip
+    print(
+        f"      in runs outside steps (events, IO setup), sum: {facts['in_run_outside_steps']:8.1f}"
+    )
+    print(
+        f"      backfill request -> first run created    : {facts['first_run_after_request']:8.1f}"
+    )
+    print(f"      range run (created -> ended)             : {facts['range_run']:8.1f}")
+    print(f"      range run ended -> day runs created      : {facts['range_end_to_day_runs']:8.1f}")
+    print(f"      median wait in the run queue             : {facts['queued_median']:8.1f}")
+    print("      step compute by step (sum):")
+    for step, seconds in list(facts["step_seconds"].items())[:12]:
+        print(f"        {step:34s} {seconds:8.1f} s")
+    print(f"    webserver + daemon healthy after {up_s:.1f} s")
+    dagster_import, location = load_time()
+    print(
+        f"code location load: import dagster {dagster_import:.2f} s, + definitions {location:.2f} s"
+    )
+    print(f"files: {tmp}" if args.keep else "")
+
+
+if __name__ == "__main__":
+    main()

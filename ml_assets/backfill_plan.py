@@ -1,0 +1,504 @@
+"""A backfill's cost before it runs: runs, steps, CPU/GPU-hours, wall-clock and money.
+
+:func:`plan_backfill` is pure: it takes the steps of the job (asset or check, its backfill
+policy, resource profile, spot), the days, seconds per step-day (observed or default), the
+concurrency limits and a price table, and returns a :class:`Plan`. The ``collect_*`` functions
+read those inputs from the definitions and the instance's event log; :func:`actual_backfill`
+reads what a finished backfill really cost, for ``ml-assets plan-backfill --compare``.
+
+The model: steps of single-run assets (and their checks) run once for the whole range (or in
+chunks of ``max_partitions_per_run`` days), each of them taking its per-day seconds times the
+days; every other step runs once per day, in one run per day. Range runs go first (the per-day
+runs read their output), then the per-day runs, at most ``max_concurrent_runs`` at a time and
+with GPU steps limited by the GPU pool. Steps inside a run run one after another (the
+in-process executor).
+"""
+
+from __future__ import annotations
+
+import heapq
+import statistics
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ml_assets import k8s
+
+if TYPE_CHECKING:
+    import dagster as dg
+
+    from ml_assets.settings import Settings
+
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+PARTITION, BACKFILL = "dagster/partition", "dagster/backfill"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One node of the job: an asset or an asset check, where it runs and on what."""
+
+    name: str
+    asset: str
+    single_run: bool = False
+    max_days_per_run: int | None = None
+    profile: str = k8s.DEFAULT_PROFILE
+    spot: bool = False
+
+    @property
+    def cpus(self) -> float:
+        return _quantity(k8s.PROFILES[self.profile]["requests"]["cpu"])
+
+    @property
+    def gpus(self) -> float:
+        return _quantity(k8s.PROFILES[self.profile]["requests"].get("nvidia.com/gpu", "0"))
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_concurrent_runs: int = 5
+    gpu_slots: int = 1
+    run_overhead_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class Prices:
+    """Dollars per hour of one CPU core / one GPU, on demand and on spot nodes."""
+
+    cpu_on_demand: float
+    cpu_spot: float
+    gpu_on_demand: float
+    gpu_spot: float
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    days: tuple[str, ...]
+    steps: tuple[str, ...]
+    seconds: float
+    gpu_seconds: float
+    ranged: bool
+    stage: int = 0
+
+
+@dataclass
+class Plan:
+    days: list[str]
+    runs: list[PlannedRun]
+    cpu_hours: float
+    gpu_hours: float
+    wall_clock_s: float
+    cost_on_demand: float
+    cost_spot: float
+    seconds_per_step_day: dict[str, float] = field(default_factory=dict)
+    skipped_step_days: int = 0
+    observed: set[str] = field(default_factory=set)
+
+    @property
+    def steps(self) -> int:
+        return sum(len(r.steps) for r in self.runs)
+
+
+def _quantity(value: str) -> float:
+    """Kubernetes CPU/GPU quantity (``500m``, ``2``) as a number of cores/devices."""
+    return float(value[:-1]) / 1000 if value.endswith("m") else float(value)
+
+
+def _chunks(days: Sequence[str], size: int | None) -> list[tuple[str, ...]]:
+    size = size or len(days)
+    return [tuple(days[i : i + size]) for i in range(0, len(days), size)]
+
+
+def plan_backfill(
+    days: Sequence[str],
+    steps: Sequence[Step],
+    seconds_per_step_day: Mapping[str, float],
+    default_step_s: float,
+    limits: Limits,
+    prices: Prices,
+    job_backfill: bool = False,
+    todo: Mapping[str, Collection[str]] | None = None,
+) -> Plan:
+    """The runs and steps a backfill of ``steps`` over ``days`` launches, and what they cost.
+
+    ``job_backfill``: launched as a backfill of the job (``dagster job backfill``, the job's
+    page), which runs every day on its own unless every asset of the job is single-run.
+    ``todo``: only these days of each asset (the stale ones); a step of an asset runs with it.
+    """
+    seconds = {s.name: float(seconds_per_step_day.get(s.name, default_step_s)) for s in steps}
+    if job_backfill and not all(s.single_run for s in steps):
+        steps = [Step(s.name, s.asset, False, None, s.profile, s.spot) for s in steps]
+
+    def does(step: Step, day: str) -> bool:
+        return todo is None or day in todo.get(step.asset, ())
+
+    runs: list[PlannedRun] = []
+    ranged: dict[int | None, list[Step]] = defaultdict(list)
+    for step in steps:
+        if step.single_run:
+            ranged[step.max_days_per_run].append(step)
+    for stage, (size, group) in enumerate(ranged.items()):
+        wanted = [d for d in days if any(does(s, d) for s in group)]
+        for chunk in _chunks(wanted, size):
+            work = [(s, sum(does(s, d) for d in chunk)) for s in group]
+            runs.append(_run(chunk, work, seconds, limits, ranged=True, stage=stage))
+    daily = [s for s in steps if not s.single_run]
+    per_day = []
+    for day in days:
+        work = [(s, 1) for s in daily if does(s, day)]
+        if work:
+            per_day.append(_run((day,), work, seconds, limits, ranged=False))
+    bill = Bill()
+    done = 0
+    for step in steps:
+        n = sum(does(step, d) for d in days)
+        done += n
+        bill.add(step, seconds[step.name] * n, prices)
+    return Plan(
+        days=list(days),
+        runs=runs + per_day,
+        cpu_hours=bill.cpu_s / 3600,
+        gpu_hours=bill.gpu_s / 3600,
+        wall_clock_s=_wall_clock(runs, per_day, limits),
+        cost_on_demand=bill.on_demand,
+        cost_spot=bill.spot,
+        seconds_per_step_day=seconds,
+        skipped_step_days=len(steps) * len(days) - done,
+    )
+
+
+@dataclass
+class Bill:
+    """CPU/GPU-seconds and dollars, on demand and with spot where the step allows it."""
+
+    cpu_s: float = 0.0
+    gpu_s: float = 0.0
+    on_demand: float = 0.0
+    spot: float = 0.0
+
+    def add(self, step: Step, seconds: float, prices: Prices) -> None:
+        cpu_h, gpu_h = seconds * step.cpus / 3600, seconds * step.gpus / 3600
+        self.cpu_s += seconds * step.cpus
+        self.gpu_s += seconds * step.gpus
+        full = cpu_h * prices.cpu_on_demand + gpu_h * prices.gpu_on_demand
+        self.on_demand += full
+        self.spot += cpu_h * prices.cpu_spot + gpu_h * prices.gpu_spot if step.spot else full
+
+
+def _run(
+    days: tuple[str, ...],
+    work: Sequence[tuple[Step, int]],
+    seconds: Mapping[str, float],
+    limits: Limits,
+    ranged: bool,
+    stage: int = 0,
+) -> PlannedRun:
+    """A run over ``days`` doing each step for its number of days."""
+    busy = sum(seconds[s.name] * n for s, n in work)
+    gpu = sum(seconds[s.name] * n for s, n in work if s.gpus)
+    names = tuple(s.name for s, n in work if n)
+    return PlannedRun(days, names, limits.run_overhead_s + busy, gpu, ranged, stage)
+
+
+def _wall_clock(ranged: list[PlannedRun], daily: list[PlannedRun], limits: Limits) -> float:
+    """Range runs stage after stage (a stage's runs in parallel, up to the queue limit), then
+    the day runs through the queue; never less than the GPU work divided by the GPU slots."""
+    stages = sorted({r.stage for r in ranged})
+    first = sum(
+        _list_schedule([r.seconds for r in ranged if r.stage == s], limits.max_concurrent_runs)
+        for s in stages
+    )
+    then = _list_schedule([r.seconds for r in daily], limits.max_concurrent_runs)
+    gpu_bound = sum(r.gpu_seconds for r in daily) / max(limits.gpu_slots, 1)
+    return first + max(then, gpu_bound)
+
+
+def _list_schedule(durations: Iterable[float], slots: int) -> float:
+    """Makespan of jobs started in order on ``slots`` parallel slots."""
+    finish = [0.0] * max(slots, 1)
+    heapq.heapify(finish)
+    end = 0.0
+    for duration in durations:
+        start = heapq.heappop(finish)
+        end = max(end, start + duration)
+        heapq.heappush(finish, start + duration)
+    return end
+
+
+def format_plan(plan: Plan, job: str) -> str:
+    """The plan as the CLI prints it."""
+    ranged = [r for r in plan.runs if r.ranged]
+    lines = [
+        f"Backfill plan: {job}, {plan.days[0]}..{plan.days[-1]} ({len(plan.days)} days)",
+        f"  runs  : {len(plan.runs)} ({len(ranged)} over ranges, "
+        f"{len(plan.runs) - len(ranged)} one per day)",
+        f"  steps : {plan.steps}"
+        + (
+            f" ({plan.skipped_step_days} step-days up to date, skipped)"
+            if plan.skipped_step_days
+            else ""
+        ),
+    ]
+    for run in ranged:
+        lines.append(
+            f"    range run {run.days[0]}..{run.days[-1]}: {len(run.steps)} steps "
+            f"({', '.join(run.steps)}), ~{run.seconds:.0f} s"
+        )
+    day_runs = [r for r in plan.runs if not r.ranged]
+    if day_runs:
+        widest = max(day_runs, key=lambda r: len(r.steps))
+        lines.append(
+            f"    per-day runs: {len(day_runs)} x up to {len(widest.steps)} steps "
+            f"({', '.join(widest.steps)}), ~{widest.seconds:.0f} s each"
+        )
+    lines += [
+        f"  CPU-hours  : {plan.cpu_hours:.3f}",
+        f"  GPU-hours  : {plan.gpu_hours:.3f}",
+        f"  wall-clock : {_duration(plan.wall_clock_s)} (queue and GPU limits)",
+        f"  cost       : ${plan.cost_on_demand:.4f} on demand, ${plan.cost_spot:.4f} with spot "
+        "where allowed",
+        f"  durations  : observed for {len(plan.observed)} of {len(plan.seconds_per_step_day)} "
+        "steps, defaults for the rest",
+    ]
+    return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    hours, rest = divmod(int(round(seconds)), 3600)
+    return f"{hours} h {rest // 60:02d} min" if hours else f"{rest // 60} min {rest % 60:02d} s"
+
+
+# -- reading the definitions and the instance ------------------------------------------------
+
+
+def collect_steps(defs: dg.Definitions, job: str, job_backfill: bool = False) -> list[Step]:
+    """The steps a backfill of ``job``'s assets runs, with each asset's backfill policy,
+    profile and spot flag: the job's nodes (``job_backfill``), else its assets with every check
+    on them (an asset backfill runs them all, the sensor-evaluated ones included)."""
+    job_def = defs.resolve_job_def(job)
+    graph = defs.resolve_asset_graph()
+    by_op = {a.op.name: a for a in graph.assets_defs if a.is_executable}
+    assets = job_def.asset_layer.executable_asset_keys
+    nodes = job_def if job_backfill else defs.resolve_implicit_global_asset_job_def()
+    steps = []
+    for node in nodes.nodes_in_topological_order:
+        assets_def = by_op.get(node.name)
+        if assets_def is None:
+            continue
+        key = _step_asset(node.name, assets_def)
+        if key not in assets:
+            continue
+        policy = graph.get(key).backfill_policy
+        tags = assets_def.op.tags
+        steps.append(
+            Step(
+                name=node.name,
+                asset=key.to_user_string(),
+                single_run=policy is not None and policy.max_partitions_per_run != 1,
+                max_days_per_run=policy.max_partitions_per_run if policy else None,
+                profile=str(tags.get("ml_assets/profile", k8s.DEFAULT_PROFILE)),
+                spot=tags.get("ml_assets/spot") == "true",
+            )
+        )
+    return steps
+
+
+def _step_asset(step: str, assets_def: dg.AssetsDefinition) -> dg.AssetKey:
+    """The asset a step stands for: its own, the one named like the step of a multi-asset
+    (``feast_features`` writes five entity-view files too), or the asset of a check step."""
+    keys = sorted(assets_def.keys, key=lambda k: k.to_user_string())
+    if not keys:
+        return next(iter(assets_def.check_keys)).asset_key
+    return next((k for k in keys if k.to_user_string() == step), keys[0])
+
+
+def run_days(tags: Mapping[str, str], partitions: Sequence[str]) -> list[str]:
+    """The days a run materialized, from its partition or range tags."""
+    if PARTITION in tags:
+        return [tags[PARTITION]]
+    if RANGE_START in tags and RANGE_END in tags:
+        return [d for d in partitions if tags[RANGE_START] <= d <= tags[RANGE_END]]
+    return []
+
+
+@dataclass
+class Observed:
+    """Seconds per step-day (median over runs) and per-run overhead seen in the event log."""
+
+    seconds_per_step_day: dict[str, float]
+    run_overhead_s: float | None
+    runs: int
+
+
+def observe(
+    instance: dg.DagsterInstance,
+    partitions: Sequence[str],
+    before: float | None = None,
+    limit: int = 200,
+    backfill_id: str | None = None,
+) -> Observed:
+    """Step durations of the latest successful runs (ended before ``before``, or of one backfill)."""
+    import dagster as dg
+
+    tags = {BACKFILL: backfill_id} if backfill_id else None
+    records = instance.get_run_records(
+        dg.RunsFilter(statuses=[dg.DagsterRunStatus.SUCCESS], tags=tags), limit=limit
+    )
+    samples: dict[str, list[float]] = defaultdict(list)
+    overheads = []
+    used = 0
+    for record in records:
+        if before is not None and (record.end_time or 0) > before:
+            continue
+        days = run_days(record.dagster_run.tags, partitions)
+        if not days:
+            continue
+        stats = [s for s in instance.get_run_step_stats(record.dagster_run.run_id) if s.end_time]
+        if not stats:
+            continue
+        used += 1
+        busy = 0.0
+        for stat in stats:
+            seconds = stat.end_time - stat.start_time
+            busy += seconds
+            samples[stat.step_key].append(seconds / len(days))
+        if record.start_time and record.end_time:
+            overheads.append(max(record.end_time - record.start_time - busy, 0.0))
+    return Observed(
+        {key: statistics.median(v) for key, v in samples.items()},
+        statistics.median(overheads) if overheads else None,
+        used,
+    )
+
+
+def limits_from(instance: dg.DagsterInstance, settings: Settings, overhead: float | None) -> Limits:
+    """The run queue's limit and the GPU pool's slots from the instance (settings if unset)."""
+    config = instance.get_concurrency_config()
+    runs = (
+        config.run_queue_config.max_concurrent_runs
+        if config.run_queue_config
+        else settings.backfill_max_concurrent_runs
+    )
+    gpu = settings.backfill_gpu_slots
+    try:
+        info = instance.event_log_storage.get_concurrency_info(k8s.GPU_POOL)
+        gpu = info.slot_count or config.pool_config.default_pool_limit or gpu
+    except NotImplementedError:
+        pass
+    return Limits(
+        max_concurrent_runs=runs if runs and runs > 0 else settings.backfill_max_concurrent_runs,
+        gpu_slots=gpu,
+        run_overhead_s=overhead if overhead is not None else settings.backfill_run_overhead_s,
+    )
+
+
+def prices_from(settings: Settings) -> Prices:
+    return Prices(
+        cpu_on_demand=settings.price_cpu_hour_on_demand,
+        cpu_spot=settings.price_cpu_hour_spot,
+        gpu_on_demand=settings.price_gpu_hour_on_demand,
+        gpu_spot=settings.price_gpu_hour_spot,
+    )
+
+
+def plan_from_instance(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    settings: Settings,
+    job: str,
+    days: Sequence[str],
+    before: float | None = None,
+    job_backfill: bool = False,
+    todo: Mapping[str, Collection[str]] | None = None,
+) -> Plan:
+    """The plan with durations observed in ``instance`` (runs ended before ``before``)."""
+    from ml_assets.partitions import daily
+
+    steps = collect_steps(defs, job, job_backfill)
+    observed = observe(instance, daily.get_partition_keys(), before=before)
+    seen = observed.seconds_per_step_day
+    known = {s.name: seen[s.name] for s in steps if s.name in seen}
+    plan = plan_backfill(
+        days,
+        steps,
+        known,
+        settings.backfill_default_step_s,
+        limits_from(instance, settings, observed.run_overhead_s),
+        prices_from(settings),
+        job_backfill=job_backfill,
+        todo=todo,
+    )
+    plan.observed = set(known)
+    return plan
+
+
+@dataclass
+class Actual:
+    """What a finished backfill cost, from its runs' step statistics."""
+
+    backfill_id: str
+    runs: int
+    steps: int
+    cpu_hours: float
+    gpu_hours: float
+    wall_clock_s: float
+    cost_on_demand: float
+    cost_spot: float
+    requested_at: float
+
+
+def actual_backfill(
+    instance: dg.DagsterInstance, backfill_id: str, steps: Sequence[Step], prices: Prices
+) -> Actual:
+    """Runs, steps, CPU/GPU-hours, cost and wall-clock (requested -> last run ended)."""
+    import dagster as dg
+
+    backfill = instance.get_backfill(backfill_id)
+    if backfill is None:
+        raise ValueError(f"no backfill {backfill_id} in this instance")
+    records = instance.get_run_records(dg.RunsFilter(tags={BACKFILL: backfill_id}))
+    by_name = {s.name: s for s in steps}
+    bill = Bill()
+    n_steps = 0
+    for record in records:
+        for stat in instance.get_run_step_stats(record.dagster_run.run_id):
+            if not stat.end_time or not stat.start_time:
+                continue
+            n_steps += 1
+            step = by_name.get(stat.step_key, Step(stat.step_key, stat.step_key))
+            bill.add(step, stat.end_time - stat.start_time, prices)
+    ends = [r.end_time for r in records if r.end_time]
+    return Actual(
+        backfill_id=backfill_id,
+        runs=len(records),
+        steps=n_steps,
+        cpu_hours=bill.cpu_s / 3600,
+        gpu_hours=bill.gpu_s / 3600,
+        wall_clock_s=(max(ends) - backfill.backfill_timestamp) if ends else 0.0,
+        cost_on_demand=bill.on_demand,
+        cost_spot=bill.spot,
+        requested_at=backfill.backfill_timestamp,
+    )
+
+
+def format_compare(plan: Plan, actual: Actual) -> str:
+    """Estimate vs actual, one line per figure."""
+    rows = [
+        ("runs", len(plan.runs), actual.runs, "{:.0f}"),
+        ("steps", plan.steps, actual.steps, "{:.0f}"),
+        ("CPU-hours", plan.cpu_hours, actual.cpu_hours, "{:.4f}"),
+        ("GPU-hours", plan.gpu_hours, actual.gpu_hours, "{:.4f}"),
+        ("wall-clock s", plan.wall_clock_s, actual.wall_clock_s, "{:.0f}"),
+        ("cost on demand $", plan.cost_on_demand, actual.cost_on_demand, "{:.5f}"),
+        ("cost with spot $", plan.cost_spot, actual.cost_spot, "{:.5f}"),
+    ]
+    lines = [
+        f"Backfill {actual.backfill_id}: estimate (from runs before it) vs actual",
+        f"  {'':18s} {'estimate':>12s} {'actual':>12s} {'actual/est':>10s}",
+    ]
+    for name, estimate, real, fmt in rows:
+        ratio = f"{real / estimate:.2f}" if estimate else "-"
+        lines.append(
+            f"  {name:18s} {fmt.format(estimate):>12s} {fmt.format(real):>12s} {ratio:>10s}"
+        )
+    return "\n".join(lines)
