@@ -36,6 +36,8 @@ import yaml
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from bench_pipeline import load_time  # noqa: E402  (bench/ is on the path above)
+
 FIRST_DAY = "2013-01-01"
 RANGE_TAGS = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
 
@@ -375,27 +377,6 @@ def profile(root: Path, backfill_id: str, requested: float) -> dict:
             "range_run": sum(r["end"] - r["created"] for r in ranged),
             "wall": max(r["end"] for r in runs) - requested,
         }
-
-
-def load_time(repeats: int = 3) -> tuple[float, float]:
-    """Median seconds for ``import dagster`` and for loading the code location beyond it."""
-    code = (
-        "import time; t0=time.perf_counter(); import dagster; t1=time.perf_counter();"
-        "from ml_assets.definitions import defs; defs(); t2=time.perf_counter();"
-        "print(t1-t0, t2-t1)"
-    )
-    samples = [
-        tuple(
-            map(
-                float,
-                subprocess.run(
-                    [sys.executable, "-c", code], capture_output=True, text=True, check=True
-                ).stdout.split(),
-            )
-        )
-        for _ in range(repeats)
-    ]
-    return statistics.median(s[0] for s in samples), statistics.median(s[1] for s in samples)
 
 
 def main() -> None:

@@ -383,7 +383,7 @@ def limits_from(instance: dg.DagsterInstance, settings: Settings, overhead: floa
     try:
         info = instance.event_log_storage.get_concurrency_info(k8s.GPU_POOL)
         gpu = info.slot_count or config.pool_config.default_pool_limit or gpu
-    except NotImplementedError:
+    except NotImplementedError:  # storages without pools keep the settings' slot count
         pass
     return Limits(
         max_concurrent_runs=runs if runs and runs > 0 else settings.backfill_max_concurrent_runs,

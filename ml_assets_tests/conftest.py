@@ -15,6 +15,7 @@ import pytest
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 import yaml
 
+from ml_assets.automation.sink import Inbox, start_sink
 from ml_assets.settings import Settings
 from ml_assets.sources.landing import land
 
@@ -131,3 +132,14 @@ def postgres_db() -> Iterator[dict]:
             )
             cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
         admin.close()
+
+
+@pytest.fixture
+def inbox() -> Iterator[tuple[Inbox, int]]:
+    """An SMTP server on 127.0.0.1 that keeps what it receives: (inbox, port)."""
+    from ml_assets_tests.automation.conftest import free_port
+
+    box, port = Inbox(), free_port()
+    controller = start_sink("127.0.0.1", port, box)
+    yield box, port
+    controller.stop()

@@ -11,13 +11,10 @@ import time
 from pathlib import Path
 
 import dagster as dg
-import pytest
 
-from ml_assets.automation.sink import Inbox, start_sink
 from ml_assets.definitions import build_defs
 from ml_assets.resources.checkpoints import CheckpointStore
 from ml_assets_tests import _samples
-from ml_assets_tests.automation.conftest import free_port
 from ml_assets_tests.automation.test_notifications import run_sensor, subject_of
 from ml_assets_tests.conftest import small_settings
 
@@ -28,14 +25,6 @@ PARAMS = {"boosting": "gbdt", "learning_rate": 0.05, "num_leaves": 15, "feature_
 
 def catalog(rounds: int, **entry) -> dict:
     return {"models": [{"name": "gbdt", "params": PARAMS, "num_boost_round": rounds, **entry}]}
-
-
-@pytest.fixture
-def sink():
-    inbox, port = Inbox(), free_port()
-    controller = start_sink("127.0.0.1", port, inbox)
-    yield inbox, port
-    controller.stop()
 
 
 def train_only(settings):
@@ -56,9 +45,9 @@ def metadata(instance: dg.DagsterInstance) -> dict:
 
 
 def test_model_step_past_its_time_limit_fails_alerts_and_later_resumes(
-    tmp_path: Path, landing_dir: Path, sink
+    tmp_path: Path, landing_dir: Path, inbox
 ) -> None:
-    inbox, port = sink
+    inbox, port = inbox
     settings = small_settings(
         tmp_path, landing_dir, catalog(40, timeout_s=0.001), checkpoint_every=5,
         smtp_port=port, smtp_recipients=("oncall@example.com",),

@@ -11,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from ml_assets.automation.sink import Inbox, start_sink
+from ml_assets.automation.sink import Inbox
 from ml_assets.settings import Settings
 
 
@@ -19,15 +19,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@pytest.fixture
-def inbox() -> Iterator[tuple[Inbox, int]]:
-    """An SMTP server on 127.0.0.1 that keeps what it receives."""
-    box, port = Inbox(), free_port()
-    controller = start_sink("127.0.0.1", port, box)
-    yield box, port
-    controller.stop()
 
 
 @pytest.fixture

@@ -87,6 +87,16 @@ def deployment(tmp_path: Path):
     sink.stop()
 
 
+def stop_daemon(daemon: subprocess.Popen, log) -> None:
+    """SIGTERM the daemon's process group (SIGKILL after 30 s), then close its log."""
+    os.killpg(daemon.pid, signal.SIGTERM)
+    try:
+        daemon.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(daemon.pid, signal.SIGKILL)
+    log.close()
+
+
 def landing_runs(instance: dg.DagsterInstance) -> list[dg.RunRecord]:
     return list(
         instance.get_run_records(filters=dg.RunsFilter(tags={"ml_assets/trigger": "landing"}))
@@ -123,12 +133,7 @@ def test_daemon_runs_a_newly_landed_day_and_emails_the_deployment(deployment) ->
         mails = inbox.wait_for(1, timeout_s=max(1.0, DEADLINE_S - (time.monotonic() - started)))
         mailed_at = time.monotonic()
     finally:
-        os.killpg(daemon.pid, signal.SIGTERM)
-        try:
-            daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(daemon.pid, signal.SIGKILL)
-        log.close()
+        stop_daemon(daemon, log)
 
     # Only the new day ran: the history was already ingested after it landed.
     assert [r.dagster_run.tags["dagster/partition"] for r in landing_runs(instance)] == [NEW_DAY]

@@ -25,14 +25,13 @@ import dagster as dg
 import pytest
 import yaml
 
-from ml_assets.automation.sink import Inbox, start_sink
+from ml_assets.automation.sink import Inbox
 from ml_assets.execution import MODELS_JOB
 from ml_assets.resources.checkpoints import CheckpointStore
 from ml_assets.settings import Settings
 from ml_assets_tests import _samples
-from ml_assets_tests.automation.conftest import free_port
 from ml_assets_tests.conftest import write_catalog
-from ml_assets_tests.e2e.test_daemon import instance_yaml, write_workspace
+from ml_assets_tests.e2e.test_daemon import instance_yaml, stop_daemon, write_workspace
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -61,20 +60,12 @@ def steps_started(instance: dg.DagsterInstance, run_id: str) -> set[str]:
     return {e.step_key for e in events}
 
 
-@pytest.fixture
-def sink():
-    inbox, port = Inbox(), free_port()
-    controller = start_sink("127.0.0.1", port, inbox)
-    yield inbox, port
-    controller.stop()
-
-
 def subjects(inbox: Inbox) -> list[str]:
     return [" ".join(str(m["Subject"]).split()) for m in inbox.messages]
 
 
-def test_killed_run_worker_is_retried_from_the_failed_step(tmp_path: Path, sink) -> None:
-    inbox, port = sink
+def test_killed_run_worker_is_retried_from_the_failed_step(tmp_path: Path, inbox) -> None:
+    inbox, port = inbox
     home = tmp_path / "home"
     home.mkdir()
     (home / "dagster.yaml").write_text(yaml.safe_dump(instance_yaml(home)))
@@ -167,12 +158,7 @@ def test_killed_run_worker_is_retried_from_the_failed_step(tmp_path: Path, sink)
                 log_path, 60,
             )[0].get_content()  # fmt: skip
     finally:
-        os.killpg(daemon.pid, signal.SIGTERM)
-        try:
-            daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(daemon.pid, signal.SIGKILL)
-        log.close()
+        stop_daemon(daemon, log)
 
     assert crash, "no engine event explains the failure"
     alert = next(m for m in inbox.messages if "slow_step" in str(m["Subject"])).get_content()
