@@ -105,8 +105,10 @@ class Settings(BaseModel):
     backfill_run_overhead_s: float = Field(6.0, description="Launch + load per run, unobserved.")
     backfill_max_concurrent_runs: int = Field(5, description="If the instance sets no run queue.")
     backfill_gpu_slots: int = Field(1, description="If the instance sets no gpu pool limit.")
-    training_set_days_per_run: int = Field(
-        10, description="Days of training sets one backfill run computes (one Feast start-up)."
+    training_set_days_per_run: int | None = Field(
+        None,
+        description="Days of training sets per backfill run; unset: all of them in the feature "
+        "assets' single run (one Feast start-up), so every day's models run as one run.",
     )
     price_cpu_hour_on_demand: float = 0.0316
     price_cpu_hour_spot: float = 0.0079

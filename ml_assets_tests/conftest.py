@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import socket
 import uuid
@@ -18,6 +19,25 @@ import yaml
 from ml_assets.automation.sink import Inbox, start_sink
 from ml_assets.settings import Settings
 from ml_assets.sources.landing import land
+
+# A native crash (segfault in a C extension) kills pytest before it can report, and pytest's
+# captured stderr goes with it: the test that ran stays named in RUNNING and every thread's stack
+# is written to CRASH (pyproject turns off pytest's own faulthandler); `.ci/run` prints both.
+# RUNNING is removed when the session ends normally.
+ARTIFACTS = Path(__file__).resolve().parent.parent / ".test-artifacts"
+RUNNING, CRASH = ARTIFACTS / "running-test", ARTIFACTS / "crash-traceback.txt"
+ARTIFACTS.mkdir(exist_ok=True)
+_crash_file = CRASH.open("w")
+faulthandler.enable(file=_crash_file, all_threads=True)
+
+
+def pytest_runtest_logstart(nodeid: str, location: tuple) -> None:
+    RUNNING.write_text(nodeid + "\n")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    RUNNING.unlink(missing_ok=True)
+
 
 LANDED_START, LANDED_END = "2013-01-01", "2013-01-16"
 SMALL_CATALOG = {

@@ -201,7 +201,8 @@ def test_plan_reads_policies_and_durations_from_real_runs(lakes) -> None:
     defs = build_defs(daily_settings)
     steps = {s.name: s for s in collect_steps(defs, DAILY_JOB)}
     assert steps["raw_flights"].single_run and steps["feast_features"].single_run
-    assert steps["training_set"].max_days_per_run == daily_settings.training_set_days_per_run
+    # training sets join the feature assets' range run, so each day's models form one run
+    assert steps["training_set"].single_run and steps["training_set"].max_days_per_run is None
     assert not steps["model__gbdt"].single_run and steps["model__gbdt"].profile == "gpu"
     assert steps["raw_flights_contract"].single_run  # a check runs with its asset
     assert "raw_flights_partition_freshness" in steps  # an asset backfill runs every check
@@ -301,6 +302,6 @@ def test_plan_backfill_command_prints_a_plan_from_defaults(
     assert cli.main(argv) == 0
     text = capsys.readouterr().out
     assert "Backfill plan: daily_pipeline, 2013-01-02..2013-01-11 (10 days)" in text
-    # nothing materialized yet: features over the range, training sets 10 days a run, models daily
-    assert "runs  : 12 (2 over ranges, 10 one per day)" in text
+    # nothing materialized yet: features and training sets over the range, models daily
+    assert "runs  : 11 (1 over ranges, 10 one per day)" in text
     assert "observed for 0 of" in text and "on demand" in text

@@ -8,7 +8,7 @@ from ml_assets import k8s
 from ml_assets.assets import OWNERS
 from ml_assets.assets.checkpointing import checkpointed_training
 from ml_assets.assets.errors import persistent_failures
-from ml_assets.assets.ranges import in_range_run, per_day
+from ml_assets.assets.ranges import BACKFILL_POLICY, in_range_run, per_day
 from ml_assets.assets.versions import versioned
 from ml_assets.errors import classified, retry_policy
 from ml_assets.feature_repo.definitions import ENTITY_ASSETS
@@ -27,13 +27,22 @@ def model_key(entry: CatalogEntry) -> str:
     return f"model__{entry.name}"
 
 
+def training_set_policy(settings: Settings) -> dg.BackfillPolicy:
+    """Single run with the feature assets by default: the asset backfill daemon then requests
+    every day's models, leaderboard and deployment in one tick, as one run per day (a policy
+    differing from the parents' makes it request them tick by tick, split over several runs)."""
+    if settings.training_set_days_per_run is None:
+        return BACKFILL_POLICY
+    return dg.BackfillPolicy.multi_run(settings.training_set_days_per_run)
+
+
 def build_training_set_asset(settings: Settings) -> dg.AssetsDefinition:
     window = trailing(settings.window_days)
 
     @dg.asset(
         partitions_def=daily, group_name=GROUP, kinds={"pandas", "parquet"}, owners=OWNERS,
         code_version="2", io_manager_key="lake", retry_policy=retry_policy(settings),
-        backfill_policy=dg.BackfillPolicy.multi_run(settings.training_set_days_per_run),
+        backfill_policy=training_set_policy(settings),
         ins={"flight_features": dg.AssetIn(partition_mapping=window)},
         deps=[dg.AssetDep("traffic_features", partition_mapping=window),
               dg.AssetDep("feast_features", partition_mapping=window),
@@ -55,8 +64,8 @@ def build_training_set_asset(settings: Settings) -> dg.AssetsDefinition:
         The window's flights (keys, prediction times, labels) form Feast's entity frame; every
         feature comes from ``get_historical_features``, point in time. Its contract (the seed's:
         more than ``min_training_rows`` training rows, no null label, both classes) is enforced
-        before returning, so a failing day writes nothing. A backfill computes up to
-        ``training_set_days_per_run`` days in one run (one Feast start-up for all of them).
+        before returning, so a failing day writes nothing. A backfill computes it in the feature
+        assets' range run (one Feast start-up for all days), see :func:`training_set_policy`.
         """
         days = settings.window_days
         out = per_day(
