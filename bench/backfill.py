@@ -99,13 +99,14 @@ def plain_python(
     from ml_assets.atomic import write_atomic
     from ml_assets.checks.contracts import contract_params, load_references, quarantine_limit
     from ml_assets.checks.validation import validate
+    from ml_assets.feature_repo.definitions import feast_frames
     from ml_assets.models.catalog import load_catalog
     from ml_assets.models.evaluate import paired_bootstrap, score
     from ml_assets.models.features import (
         LABEL,
-        build_feature_rows,
         build_flight_features,
         build_traffic_features,
+        join_keys,
     )
     from ml_assets.models.gate import Candidate, Champion, decide
     from ml_assets.models.leaderboard import rank
@@ -149,15 +150,16 @@ def plain_python(
         tf[day] = check(
             "traffic_features", timer("features", build_traffic_features, hist, day, horizon), day
         )
-        rows = timer("features", build_feature_rows, ff[day], tf[day])
-        buffer = io.BytesIO()
-        rows.to_parquet(buffer, index=False)
-        timer(
-            "write",
-            write_atomic,
-            UPath(settings.lake_base) / "feast_features" / f"{day}.parquet",
-            buffer.getvalue(),
-        )
+        # what feast_features writes: the flight rows and one frame per entity view
+        for name, rows in timer("features", feast_frames, ff[day], tf[day], day, horizon).items():
+            buffer = io.BytesIO()
+            rows.to_parquet(buffer, index=False)
+            timer(
+                "write",
+                write_atomic,
+                UPath(settings.lake_base) / name / f"{day}.parquet",
+                buffer.getvalue(),
+            )
 
     def online(first: str, last: str) -> None:
         start = online_window(first, horizon)[0]
@@ -178,10 +180,9 @@ def plain_python(
         i = len(warm) + j
         window = order[max(0, i - settings.window_days + 1) : i + 1]
         flight_window = pd.concat([ff[d] for d in window], ignore_index=True)
-        entities = flight_window.loc[:, ["flight_id", "prediction_ts"]]
-        served = timer(
-            "feast", store.historical, entities.rename(columns={"prediction_ts": "event_timestamp"})
-        )
+        entities = join_keys(flight_window)
+        entities["event_timestamp"] = flight_window["prediction_ts"].to_numpy()
+        served = timer("feast", store.historical, entities)
         branches = split_served_features(flight_window, served)
         frame, _ = timer(
             "training_set",
@@ -387,6 +388,7 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=5, help="first N models of the catalog")
     parser.add_argument("--window-days", type=int, default=56, help="training window (warm days)")
     parser.add_argument("--skip-plain", action="store_true")
+    parser.add_argument("--skip-dagster", action="store_true", help="only the baselines")
     parser.add_argument(
         "--baselines", default="plain,contracts",
         help="(a) without and/or with the data contracts: plain, contracts or both",
@@ -425,6 +427,8 @@ def main() -> None:
             print(f"(a) {label}: {seconds:8.1f} s   [{stages}]")
             plain, plain_checked = (plain, seconds) if contracts else (seconds, plain_checked)
 
+    if args.skip_dagster:
+        return
     root = tmp / "dagster"
     (root / "home").mkdir(parents=True)
     (root / "home" / "dagster.yaml").write_text(_instance_yaml(root / "home"))
