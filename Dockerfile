@@ -16,12 +16,20 @@ RUN uv sync --frozen --no-dev --no-editable
 
 # --- runtime: the venv and nothing else, as a non-root user -------------------------------------
 FROM python:3.11-slim AS runtime
+# GPU steps: LightGBM's wheel carries its own OpenCL ICD loader, which finds the NVIDIA driver
+# only through an ICD file naming the library that the NVIDIA container runtime mounts; the
+# runtime mounts it (and nvidia-smi) only for the capabilities asked for here.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     ML_ASSETS_ENV=prod \
-    DAGSTER_HOME=/opt/dagster/dagster_home
+    DAGSTER_HOME=/opt/dagster/dagster_home \
+    HOME=/home/dagster \
+    NVIDIA_VISIBLE_DEVICES=all \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility
 RUN useradd --create-home --uid 10001 dagster \
-    && mkdir -p /opt/dagster/dagster_home && chown dagster /opt/dagster/dagster_home
+    && mkdir -p /opt/dagster/dagster_home && chown dagster /opt/dagster/dagster_home \
+    && mkdir -p /etc/OpenCL/vendors \
+    && echo "libnvidia-opencl.so.1" > /etc/OpenCL/vendors/nvidia.icd
 COPY --from=build /opt/venv /opt/venv
 COPY deploy/dagster.yaml /opt/dagster/dagster_home/dagster.yaml
 USER dagster

@@ -3,24 +3,37 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
+import math
+import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ml_assets.settings import Settings
 
 GPU_POOL = "gpu"
 DEFAULT_PROFILE = "cpu-small"
 
+# CPU requests equal limits: a step trains with as many threads as it requests (training_threads)
+# and is billed for what it requests (README, "Compute profiles": bench/bench_profiles.py).
 PROFILES: dict[str, dict[str, Any]] = {
     "cpu-small": {
-        "requests": {"cpu": "500m", "memory": "1Gi"},
+        "requests": {"cpu": "1", "memory": "1Gi"},
         "limits": {"cpu": "1", "memory": "2Gi"},
     },
     "cpu-large": {
-        "requests": {"cpu": "2", "memory": "4Gi"},
+        "requests": {"cpu": "4", "memory": "4Gi"},
         "limits": {"cpu": "4", "memory": "8Gi"},
     },
     "gpu": {
         "requests": {"cpu": "2", "memory": "8Gi", "nvidia.com/gpu": "1"},
-        "limits": {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "1"},
+        "limits": {"cpu": "2", "memory": "16Gi", "nvidia.com/gpu": "1"},
     },
+}
+THREADS_ENV = "OMP_NUM_THREADS"
+# Every step pod knows its node (downward API), so a failure can name it.
+NODE_ENV = {
+    "name": "ML_ASSETS_NODE_NAME",
+    "value_from": {"field_ref": {"field_path": "spec.nodeName"}},
 }
 # Dagster retries steps itself (RetryPolicy), so Kubernetes does not; finished Jobs are cleaned up.
 JOB_SPEC = {"backoff_limit": 0, "ttl_seconds_after_finished": 86_400}
@@ -50,7 +63,10 @@ def k8s_config(profile: str, spot: bool = False) -> dict[str, Any]:
         node_selector |= SPOT_SELECTOR
         tolerations.append(dict(SPOT_TOLERATION))
     config: dict[str, Any] = {
-        "container_config": {"resources": copy.deepcopy(PROFILES[profile])},
+        "container_config": {
+            "resources": copy.deepcopy(PROFILES[profile]),
+            "env": [copy.deepcopy(NODE_ENV)],
+        },
         "job_spec_config": dict(JOB_SPEC),
     }
     pod_spec: dict[str, Any] = {}
@@ -77,10 +93,32 @@ def per_step_config(timeouts: dict[str, float], grace_s: int) -> dict[str, dict[
     }
 
 
+def threads(profile: str) -> int:
+    """Threads a step of ``profile`` trains with: its CPU request, rounded up."""
+    cpu = str(PROFILES[profile]["requests"]["cpu"])
+    return max(1, math.ceil(int(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu)))
+
+
+def training_threads(profile: str, settings: Settings) -> int:
+    """LightGBM ``num_threads`` for a model of ``profile``: ``settings.num_threads`` if set; on
+    Kubernetes the profile's request; locally the same, capped at this machine's share of cores
+    per concurrent step (more threads than cores makes OpenMP spin: 10x slower here)."""
+    if settings.num_threads:
+        return settings.num_threads
+    wanted = threads(profile)
+    if settings.executor == "k8s":
+        return wanted
+    steps = settings.max_concurrent_steps if settings.executor == "multiprocess" else 1
+    return max(1, min(wanted, (os.cpu_count() or 1) // max(steps, 1)))
+
+
 def op_tags(profile: str, spot: bool = False) -> dict[str, Any]:
-    """The ``dagster-k8s/config`` op tag for a profile, plus readable profile/spot tags."""
+    """The ``dagster-k8s/config`` op tag for a profile (its threads in the pod's env), plus
+    readable profile/spot tags."""
+    config = k8s_config(profile, spot)
+    config["container_config"]["env"].append({"name": THREADS_ENV, "value": str(threads(profile))})
     return {
-        "dagster-k8s/config": k8s_config(profile, spot),
+        "dagster-k8s/config": config,
         "ml_assets/profile": profile,
         "ml_assets/spot": str(spot).lower(),
     }

@@ -64,7 +64,14 @@ class Settings(BaseModel):
     history_days: int = Field(14, description="Trailing days for carrier/route/origin delay rates.")
     min_training_rows: int = 10_000
     seed: int = 42
-    num_threads: int = 1
+    num_threads: int | None = Field(
+        None,
+        description="LightGBM threads; unset: the profile's CPU request (k8s.training_threads).",
+    )
+    gpu_fallback: Literal["cpu", "fail"] = Field(
+        "cpu",
+        description="A gpu step without a usable GPU trains on the CPU (cpu) or fails (fail).",
+    )
 
     # Quality gate
     auc_gate: float = 0.70
@@ -208,6 +215,7 @@ class Settings(BaseModel):
             values["feast_online_store"] = "redis"
             values["auc_gate"] = 0.75
             values["executor"] = "k8s"
+            values["gpu_fallback"] = "fail"  # a GPU node that trains on its CPU is an incident
             values["window_days"] = 366  # expanding: every day of the year before D
         overrides = {
             "ML_ASSETS_CATALOG": "catalog_path",
@@ -219,6 +227,7 @@ class Settings(BaseModel):
             "ML_ASSETS_HORIZON_HOURS": "prediction_horizon_hours",
             "ML_ASSETS_EXECUTOR": "executor",
             "ML_ASSETS_NUM_THREADS": "num_threads",
+            "ML_ASSETS_GPU_FALLBACK": "gpu_fallback",
             "ML_ASSETS_FEAST_PROJECT": "feast_project",
             "ML_ASSETS_ONLINE_STORE": "feast_online_store",
             "ML_ASSETS_REDIS": "redis_connection",
@@ -237,3 +246,14 @@ class Settings(BaseModel):
         }
         values.update({field: environ[var] for var, field in overrides.items() if var in environ})
         return cls.model_validate(values)
+
+
+NODE_NAME_ENV = "ML_ASSETS_NODE_NAME"
+
+
+def node_name(environ: Mapping[str, str] | None = None) -> str:
+    """The Kubernetes node this process runs on (downward API ``spec.nodeName``), else the host."""
+    import socket
+
+    environ = os.environ if environ is None else environ
+    return environ.get(NODE_NAME_ENV) or socket.gethostname()

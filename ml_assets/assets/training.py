@@ -10,14 +10,14 @@ from ml_assets.assets.checkpointing import checkpointed_training
 from ml_assets.assets.errors import persistent_failures
 from ml_assets.assets.ranges import BACKFILL_POLICY, in_range_run, per_day
 from ml_assets.assets.versions import versioned
-from ml_assets.errors import classified, retry_policy
+from ml_assets.errors import classified, persistent_failure, retry_policy
 from ml_assets.feature_repo.definitions import ENTITY_ASSETS
 from ml_assets.models.catalog import CatalogEntry
 from ml_assets.models.train import TrainedModel
 from ml_assets.partitions import daily, trailing
 from ml_assets.resources import lake_ranges
 from ml_assets.resources.feature_store import FeatureStoreResource
-from ml_assets.settings import Settings
+from ml_assets.settings import Settings, node_name
 from ml_assets.types import Frame
 
 GROUP = "training"
@@ -126,16 +126,24 @@ def build_model_asset(entry: CatalogEntry, settings: Settings) -> dg.AssetsDefin
     def _model(context: dg.AssetExecutionContext, training_set: Frame) -> TrainedModel:
         from ml_assets.models.evaluate import auc
         from ml_assets.models.features import LABEL
+        from ml_assets.models.gpu import GpuUnavailable
         from ml_assets.models.train import fit, holdout, predict
 
+        step = f"{model_key(entry)}[{context.partition_key}]"
+        threads = k8s.training_threads(entry.profile, settings)
         started = time.perf_counter()
-        with (
-            checkpointed_training(context, model_key(entry), entry, settings) as guard,
-            persistent_failures(f"{model_key(entry)}[{context.partition_key}]"),
-        ):
-            model = fit(training_set, entry, settings.seed, settings.num_threads, guard)
+        try:
+            with (
+                checkpointed_training(context, model_key(entry), entry, settings) as guard,
+                persistent_failures(step),
+            ):
+                model = fit(
+                    training_set, entry, settings.seed, threads, guard, settings.gpu_fallback
+                )
+        except GpuUnavailable as exc:
+            raise persistent_failure(f"{step} on node {node_name()}", exc) from exc
         if model.device_note:
-            context.log.warning(f"{model_key(entry)}[{context.partition_key}]: {model.device_note}")
+            context.log.warning(f"{step} on node {node_name()}: {model.device_note}")
         seconds = time.perf_counter() - started
         rows = holdout(training_set)
         context.add_output_metadata(
@@ -146,6 +154,8 @@ def build_model_asset(entry: CatalogEntry, settings: Settings) -> dg.AssetsDefin
                 "training_seconds": round(seconds, 3),
                 "device": model.device,
                 "device_note": model.device_note or "as requested",
+                "gpu_device": model.gpu_device or "none",
+                "num_threads": threads,
                 "resumed_from_iteration": model.resumed_from_iteration,
                 "iterations_trained": guard.computed,
             }

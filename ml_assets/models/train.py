@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ml_assets.models.features import CATEGORICAL_FEATURES, FEATURES, LABEL
 from ml_assets.models.training_set import HOLDOUT, SPLIT, TRAIN
@@ -34,6 +34,7 @@ class TrainedModel:
     window: str = "expanding"
     device: str = "cpu"
     device_note: str = ""
+    gpu_device: str = ""
     resumed_from_iteration: int = 0
     sha256: str = field(default="")
 
@@ -89,6 +90,30 @@ def training_rows(training_set: pd.DataFrame, window_days: int | None) -> pd.Dat
 
 
 GPU_PARAMS = {"device_type": "gpu", "gpu_use_dp": True}
+GpuFallback = Literal["cpu", "fail"]
+
+
+def gpu_plan(fallback: GpuFallback) -> tuple[dict[str, Any], str, str]:
+    """For a ``gpu`` entry: (extra LightGBM params, OpenCL device, note if it trains on the CPU).
+
+    The probe (:mod:`ml_assets.models.gpu`) decides; only "no usable GPU" leads to the CPU, and
+    only where ``fallback`` is ``cpu``. With ``fail`` (production) a missing GPU, or an OpenCL
+    device that is really the CPU, raises :class:`~ml_assets.models.gpu.GpuUnavailable`.
+    """
+    from ml_assets.models.gpu import GpuUnavailable, probe
+
+    found = probe()
+    reason = found.reason
+    if found.usable and found.on_cpu and fallback == "fail":
+        reason = (
+            f"the only OpenCL device is the CPU ({found.device}); "
+            "is the NVIDIA OpenCL ICD (/etc/OpenCL/vendors/nvidia.icd) registered?"
+        )
+    elif found.usable:
+        return dict(GPU_PARAMS), found.device, ""
+    if fallback == "fail":
+        raise GpuUnavailable(reason)
+    return {}, "", f"GPU requested but unavailable ({reason}); trained on CPU"
 
 
 def fit(
@@ -97,13 +122,16 @@ def fit(
     seed: int,
     num_threads: int,
     guard: TrainingGuard | None = None,
+    gpu_fallback: GpuFallback = "cpu",
 ) -> TrainedModel:
     """Train one catalog entry on its window of the training rows.
 
-    A ``gpu`` profile trains with LightGBM's GPU (OpenCL) learner; when no GPU can be used the
-    model is trained on the CPU and ``device_note`` says why (the asset logs it as a warning).
-    With a ``guard`` training checkpoints as it goes and continues from a checkpoint of the same
-    inputs (``init_model``), training only the remaining rounds.
+    A ``gpu`` profile trains with LightGBM's GPU (OpenCL) learner once a probe has found a usable
+    device (:func:`gpu_plan`); otherwise it trains on the CPU with ``device_note`` saying why, or
+    fails (``gpu_fallback="fail"``). Errors of the GPU learner itself (memory, bugs) are raised,
+    never retried on the CPU. The model hash depends on the data, params, device and
+    ``num_threads``. With a ``guard`` training checkpoints as it goes and continues from a
+    checkpoint of the same inputs (``init_model``), training only the remaining rounds.
     """
     import lightgbm as lgb
 
@@ -113,34 +141,26 @@ def fit(
     if rows.empty:
         raise ValueError(f"model {entry.name}: no training rows in its window")
     params = lightgbm_params(entry, seed, num_threads)
+    gpu_device, note = "", ""
+    if entry.profile == "gpu":
+        extra, gpu_device, note = gpu_plan(gpu_fallback)
+        params |= extra
     x, y = model_matrix(rows), rows[LABEL].astype("float64")
     start = None
     if guard is not None:
         key = fingerprint(x, y, params, entry.num_boost_round)
         start = guard.start(key, enabled=resumable(params))
     done = start.iteration if start else 0
-
-    def train(train_params: dict[str, Any]) -> lgb.Booster:
-        if start is not None and done >= entry.num_boost_round:
-            return lgb.Booster(model_str=start.model_text)
-        return lgb.train(
-            train_params,
+    if start is not None and done >= entry.num_boost_round:
+        booster = lgb.Booster(model_str=start.model_text)
+    else:
+        booster = lgb.train(
+            params,
             lgb.Dataset(x, label=y),
             num_boost_round=entry.num_boost_round - done,
             init_model=lgb.Booster(model_str=start.model_text) if start else None,
             callbacks=[guard] if guard is not None else None,
         )
-
-    device, note, booster = "cpu", "", None
-    if entry.profile == "gpu":
-        try:
-            booster = train(params | GPU_PARAMS)
-            device, params = "gpu", params | GPU_PARAMS
-        except lgb.basic.LightGBMError as exc:
-            reason = str(exc).strip().splitlines()[0]
-            note = f"GPU requested but unavailable ({reason}); trained on CPU"
-    if booster is None:
-        booster = train(params)
     return TrainedModel(
         name=entry.name,
         model_text=booster.model_to_string(),
@@ -152,8 +172,9 @@ def fit(
         train_last_day=str(rows["flight_date"].max()),
         catalog_version=entry.version,
         window="expanding" if entry.window_days is None else f"trailing {entry.window_days}d",
-        device=device,
+        device="gpu" if gpu_device else "cpu",
         device_note=note,
+        gpu_device=gpu_device,
         resumed_from_iteration=done,
     )
 

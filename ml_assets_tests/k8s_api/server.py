@@ -1,8 +1,12 @@
 """A local stand-in for the Kubernetes API: the batch/v1 Job and core/v1 Pod calls dagster-k8s makes.
 
 `LocalKubeApi` is a threaded HTTP server on 127.0.0.1 (standard library only). Creating a Job
-records its spec exactly as posted and runs its container's ``command + args`` as a local
-subprocess, with the Job's env only (plus the venv's ``bin`` first on PATH), as a pod would. The
+validates it against the Kubernetes 1.30 schema (kubernetes-validate, strict: unknown fields are
+errors; an invalid Job is answered 422 and kept in ``api.invalid``), records its spec exactly as
+posted and runs its container's ``command + args`` as a local subprocess with what a pod's
+process has: the Job's env (``valueFrom`` field references of the downward API resolved against
+the pod), ``HOSTNAME`` (the pod's name), ``HOME`` (the user's, as the container runtime sets it)
+and the venv's ``bin`` first on PATH. The
 Job's status follows the process: ``active`` while it runs, then ``succeeded`` or ``failed`` with a
 condition. Each Job has one pod, labelled ``job-name``; its log is the process's output.
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
 import subprocess
 import sys
@@ -39,6 +44,8 @@ JOBS = re.compile(r"^/apis/batch/v1/namespaces/([^/]+)/jobs(?:/([^/]+))?(/status
 PODS = re.compile(r"^/api/v1/namespaces/([^/]+)/pods(?:/([^/]+))?(/log)?$")
 EVENTS = re.compile(r"^/api/v1/namespaces/([^/]+)/events$")
 DNS_1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+K8S_VERSION = "1.30"
+NODE_NAME = "ml-assets-local-node"
 
 
 def _now() -> str:
@@ -100,6 +107,21 @@ class JobRecord:
     @property
     def container(self) -> dict[str, Any]:
         return self.body["spec"]["template"]["spec"]["containers"][0]
+
+    def field(self, path: str) -> str:
+        """A downward-API ``fieldRef`` of this Job's pod."""
+        fields = {
+            "spec.nodeName": NODE_NAME,
+            "metadata.name": self.pod_name,
+            "metadata.namespace": self.namespace,
+            "metadata.uid": str(uuid.uuid5(uuid.NAMESPACE_URL, self.pod_name)),
+            "spec.serviceAccountName": self.body["spec"]["template"]["spec"].get(
+                "serviceAccountName", "default"
+            ),
+        }
+        if path not in fields:
+            raise ValueError(f"fieldRef {path!r} is not served by this API server")
+        return fields[path]
 
     @property
     def pod_labels(self) -> dict[str, str]:
@@ -175,7 +197,7 @@ class JobRecord:
                 "creationTimestamp": self.created,
                 "labels": self.pod_labels,
             },
-            "spec": self.body["spec"]["template"]["spec"],
+            "spec": self.body["spec"]["template"]["spec"] | {"nodeName": NODE_NAME},
             "status": {
                 "phase": phase,
                 "startTime": self.started or self.created,
@@ -192,6 +214,7 @@ class LocalKubeApi:
         self.log_dir = Path(log_dir)
         self.extra_path = extra_path or str(Path(sys.executable).parent)
         self.jobs: dict[tuple[str, str], JobRecord] = {}
+        self.invalid: list[tuple[str, str]] = []  # (Job name, schema error) of refused posts
         self.requests: list[tuple[str, str]] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
@@ -234,8 +257,22 @@ class LocalKubeApi:
 
     # ----- Jobs -----
 
+    def validate(self, name: str, body: dict[str, Any]) -> None:
+        """Strict schema validation, as the API server's own would refuse the object."""
+        import kubernetes_validate
+
+        try:
+            kubernetes_validate.validate(body, K8S_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            message = f"{'.'.join(map(str, error.path))}: {error.message}"
+            self.invalid.append((name, message))
+            raise ApiError(
+                422, "Invalid", f'Job.batch "{name}" is invalid: {message}', name, "jobs"
+            ) from error
+
     def create_job(self, namespace: str, body: dict[str, Any]) -> JobRecord:
         name = (body.get("metadata") or {}).get("name") or ""
+        self.validate(name, body)
         if not DNS_1123.match(name) or len(name) > 63:
             raise ApiError(
                 422, "Invalid", f'Job.batch "{name}" is invalid: metadata.name', name, "jobs"
@@ -273,7 +310,10 @@ class LocalKubeApi:
     def _run(self, job: JobRecord) -> None:
         container = job.container
         argv = [*(container.get("command") or []), *(container.get("args") or [])]
-        env = {e["name"]: e["value"] for e in container.get("env") or [] if "value" in e}
+        env = {"HOSTNAME": job.pod_name, "HOME": pwd.getpwuid(os.getuid()).pw_dir}
+        for item in container.get("env") or []:
+            source = (item.get("valueFrom") or {}).get("fieldRef")
+            env[item["name"]] = job.field(source["fieldPath"]) if source else item.get("value", "")
         env["PATH"] = os.pathsep.join(
             p for p in (self.extra_path, env.get("PATH"), os.defpath) if p
         )

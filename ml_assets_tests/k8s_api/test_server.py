@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from pathlib import Path
 
@@ -9,7 +11,7 @@ import kubernetes
 import pytest
 from dagster_k8s.client import DagsterKubernetesClient
 
-from ml_assets_tests.k8s_api.server import LocalKubeApi
+from ml_assets_tests.k8s_api.server import NODE_NAME, LocalKubeApi
 
 NS = "ns"
 
@@ -31,10 +33,16 @@ def client(api: LocalKubeApi, tmp_path: Path) -> DagsterKubernetesClient:
     )
 
 
+NODE_REF = kubernetes.client.V1EnvVarSource(
+    field_ref=kubernetes.client.V1ObjectFieldSelector(field_path="spec.nodeName")
+)
+
+
 def _job(name: str, code: str, env: dict[str, str] | None = None) -> kubernetes.client.V1Job:
     container = kubernetes.client.V1Container(
         name="dagster", image="local", command=[sys.executable], args=["-c", code],
-        env=[kubernetes.client.V1EnvVar(name=k, value=v) for k, v in (env or {}).items()],
+        env=[*(kubernetes.client.V1EnvVar(name=k, value=v) for k, v in (env or {}).items()),
+             kubernetes.client.V1EnvVar(name="NODE", value_from=NODE_REF)],
     )  # fmt: skip
     template = kubernetes.client.V1PodTemplateSpec(
         metadata=kubernetes.client.V1ObjectMeta(labels={"app": "test"}),
@@ -46,11 +54,21 @@ def _job(name: str, code: str, env: dict[str, str] | None = None) -> kubernetes.
     )  # fmt: skip
 
 
-def test_job_runs_its_command_with_only_the_job_env(api, client, tmp_path: Path) -> None:
-    code = "import os, pathlib; pathlib.Path('out.txt').write_text(os.environ.get('GREETING', '') + '|' + os.environ.get('HOME', 'no-home'))"  # fmt: skip
+def test_job_runs_its_command_with_what_a_pod_has(api, client, tmp_path: Path, monkeypatch) -> None:
+    """The Job's env, downward-API fields, the pod's HOSTNAME and a HOME; nothing of the test's."""
+    import pwd
+
+    monkeypatch.setenv("LEAKED", "from-the-test")
+    names = ("GREETING", "NODE", "HOSTNAME", "HOME", "LEAKED")
+    code = f"import os, json, pathlib; pathlib.Path('out.json').write_text(json.dumps([os.environ.get(n) for n in {names!r}]))"  # fmt: skip
     client.create_namespaced_job_with_retries(_job("ok", code, {"GREETING": "hi"}), NS)
     assert api.wait_all(timeout=30)
-    assert (tmp_path / "out.txt").read_text() == "hi|no-home"
+    (pod,) = client.get_pods_in_job("ok", NS)
+    home = pwd.getpwuid(os.getuid()).pw_dir
+    assert json.loads((tmp_path / "out.json").read_text()) == [
+        "hi", NODE_NAME, pod.metadata.name, home, None
+    ]  # fmt: skip
+    assert pod.spec.node_name == NODE_NAME
     status = client.get_job_status("ok", NS)
     assert status.succeeded == 1 and not status.failed
     assert status.conditions[0].type == "Complete" and status.completion_time is not None
@@ -95,3 +113,15 @@ def test_errors_are_status_objects_with_the_right_code(api, client) -> None:
         client.core_api.read_namespaced_pod("nope", NS)
     assert missing.value.status == 404
     assert api.wait_all(timeout=30)
+
+
+def test_a_job_invalid_against_the_schema_is_refused_and_recorded(api, client) -> None:
+    body = client.batch_api.api_client.sanitize_for_serialization(_job("typo", "pass"))
+    body["spec"]["template"]["spec"]["containers"][0]["resources"] = {"limits": {"cpu": {"n": 4}}}
+    body["spec"]["activeDeadlineSecs"] = 60  # an unknown field: strict validation refuses it
+    with pytest.raises(kubernetes.client.ApiException) as invalid:
+        client.batch_api.create_namespaced_job(NS, body)
+    assert invalid.value.status == 422 and '"reason": "Invalid"' in invalid.value.body
+    [(name, error)] = api.invalid
+    assert name == "typo" and error
+    assert (NS, "typo") not in api.jobs
