@@ -55,6 +55,21 @@ def test_dockerfile_installs_the_lock_without_dev_tools_as_non_root() -> None:
     assert "COPY deploy/dagster.yaml" in text
 
 
+def test_image_lets_gpu_steps_reach_the_nvidia_gpu() -> None:
+    """LightGBM's OpenCL loader finds the NVIDIA driver only through an ICD file naming the
+    library the NVIDIA container runtime mounts, which it mounts only for these capabilities."""
+    text = (PROJECT_ROOT / "Dockerfile").read_text()
+    runtime = text[text.index("AS runtime") :]
+    assert re.search(
+        r'echo "libnvidia-opencl\.so\.1" > /etc/OpenCL/vendors/nvidia\.icd', runtime
+    ), "the runtime image must register the NVIDIA OpenCL ICD"
+    env = dict(re.findall(r"^\s*(?:ENV )?([A-Z_]+)=(\S+?)\s*\\?$", runtime, re.M))
+    assert env["NVIDIA_VISIBLE_DEVICES"] == "all"
+    assert set(env["NVIDIA_DRIVER_CAPABILITIES"].split(",")) >= {"compute", "utility"}
+    assert env["HOME"] == "/home/dagster"  # PoCL and LightGBM's kernel cache need a HOME
+    assert "pocl" not in runtime.lower()  # a CPU OpenCL device would shadow the GPU
+
+
 @pytest.fixture
 def prod_instance(tmp_path: Path, postgres_db: dict, gcs: str, monkeypatch: pytest.MonkeyPatch):
     """deploy/dagster.yaml, with only the in-cluster switch turned off (a kubeconfig instead)."""

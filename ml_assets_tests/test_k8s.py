@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ml_assets import k8s
+from ml_assets.settings import Settings
 
 CONFIG = "dagster-k8s/config"
 
@@ -62,10 +63,47 @@ def test_profiles_are_sized_in_order() -> None:
     small = k8s.op_tags("cpu-small")[CONFIG]["container_config"]["resources"]
     large = k8s.op_tags("cpu-large")[CONFIG]["container_config"]["resources"]
     assert small == {
-        "requests": {"cpu": "500m", "memory": "1Gi"},
+        "requests": {"cpu": "1", "memory": "1Gi"},
         "limits": {"cpu": "1", "memory": "2Gi"},
     }
     assert large["limits"] == {"cpu": "4", "memory": "8Gi"}
+    # A step trains with what it requests: requested CPUs = limit = threads.
+    for profile, resources in k8s.PROFILES.items():
+        assert resources["requests"]["cpu"] == resources["limits"]["cpu"], profile
+
+
+@pytest.mark.parametrize(("profile", "threads"), [("cpu-small", 1), ("cpu-large", 4), ("gpu", 2)])
+def test_model_steps_get_their_profiles_threads_in_the_pod_env(profile: str, threads: int) -> None:
+    assert k8s.threads(profile) == threads
+    env = k8s.op_tags(profile)[CONFIG]["container_config"]["env"]
+    assert {"name": "OMP_NUM_THREADS", "value": str(threads)} in env
+    assert k8s.NODE_ENV in env  # the pod knows its node (downward API) to name it in failures
+    assert k8s.NODE_ENV in k8s.default_step_config()["container_config"]["env"]
+
+
+def test_training_threads_follow_the_profile_capped_by_local_cores(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    on_k8s = settings.model_copy(update={"executor": "k8s"})
+    assert k8s.training_threads("cpu-large", on_k8s) == 4
+    assert k8s.training_threads("cpu-small", on_k8s) == 1
+    assert k8s.training_threads("cpu-large", settings) == 4  # in-process: one step at a time
+    local = settings.model_copy(update={"executor": "multiprocess", "max_concurrent_steps": 4})
+    assert k8s.training_threads("cpu-large", local) == 2  # 8 cores over 4 concurrent steps
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert k8s.training_threads("cpu-large", settings) == 2  # never more threads than cores
+    assert k8s.training_threads("cpu-large", settings.model_copy(update={"num_threads": 3})) == 3
+
+
+def test_production_refuses_the_cpu_fallback_unless_told(tmp_path) -> None:
+    root = {"ML_ASSETS_ROOT": str(tmp_path)}
+    assert Settings.from_env(root).gpu_fallback == "cpu"
+    assert Settings.from_env(root | {"ML_ASSETS_ENV": "prod"}).gpu_fallback == "fail"
+    allowed = root | {"ML_ASSETS_ENV": "prod", "ML_ASSETS_GPU_FALLBACK": "cpu"}
+    assert Settings.from_env(allowed).gpu_fallback == "cpu"
+    with pytest.raises(ValueError, match="gpu_fallback"):
+        Settings.from_env(root | {"ML_ASSETS_GPU_FALLBACK": "maybe"})
 
 
 def test_op_tags_do_not_share_mutable_state() -> None:

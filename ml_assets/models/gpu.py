@@ -14,6 +14,7 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 PROBE_TIMEOUT_S = 600.0  # PoCL compiles its kernels on first use: ~20 s on 2 cores, then cached
@@ -67,15 +68,15 @@ class GpuProbe:
         return f"{self.name} ({self.vendor})" if self.name else ""
 
 
-def parse_probe(returncode: int, output: str) -> GpuProbe:
-    """The probe child's exit status and log -> :class:`GpuProbe`."""
+def parse_probe(returncode: int, output: str, home: str | None = "") -> GpuProbe:
+    """The probe child's exit status and log (and its ``HOME``) -> :class:`GpuProbe`."""
     found = DEVICE_LINE.search(output)
     name, vendor = (found["name"].strip(), found["vendor"].strip()) if found else ("", "")
     if returncode == 0 and "PROBE-OK" in output:
         return GpuProbe(True, name, vendor)
     if returncode < 0:
         signame = signal.Signals(-returncode).name
-        hint = "" if os.environ.get("HOME") else " (HOME is not set; PoCL needs it)"
+        hint = "" if home else " (HOME is not set; PoCL needs it)"
         return GpuProbe(False, name, vendor, f"the OpenCL runtime crashed ({signame}){hint}")
     error = re.search(r"PROBE-ERROR: (.*)", output)
     if error:
@@ -84,9 +85,12 @@ def parse_probe(returncode: int, output: str) -> GpuProbe:
     return GpuProbe(False, name, vendor, f"GPU probe failed: {tail[0]}")
 
 
-@functools.cache
-def probe(timeout_s: float = PROBE_TIMEOUT_S) -> GpuProbe:
-    """Run the probe once per process (child process: a native crash cannot take the step down)."""
+def run_probe(
+    timeout_s: float = PROBE_TIMEOUT_S, env: Mapping[str, str] | None = None
+) -> GpuProbe:
+    """Probe in a child process (with ``env``, default this process's): a native crash of the
+    OpenCL runtime ends the child, not the step."""
+    env = dict(os.environ if env is None else env)
     try:
         done = subprocess.run(
             [sys.executable, "-c", PROBE],
@@ -94,7 +98,14 @@ def probe(timeout_s: float = PROBE_TIMEOUT_S) -> GpuProbe:
             text=True,
             timeout=timeout_s,
             check=False,
+            env=env,
         )
     except subprocess.TimeoutExpired:
         return GpuProbe(False, reason=f"GPU probe did not finish within {timeout_s:.0f} s")
-    return parse_probe(done.returncode, done.stdout + done.stderr)
+    return parse_probe(done.returncode, done.stdout + done.stderr, env.get("HOME"))
+
+
+@functools.cache
+def probe() -> GpuProbe:
+    """:func:`run_probe`, once per process."""
+    return run_probe()

@@ -198,3 +198,50 @@ def test_blast_radius_command_lists_the_deployments(
     assert f"{current['sha256'][:12]}  promoted for {current['partition']}" in out
     assert "<- current" in out and "model__gbdt" in out
     assert main(["blast-radius", "--asset", "no_such_asset", "--partition", "2013-01-05"]) == 2
+
+
+def test_a_gpu_step_without_a_gpu_fails_once_and_alerts_in_production(
+    pipeline, inbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Production settings: no silent CPU fallback. The step fails at once (no retry), naming
+    the node, the step and the reason, and the failure email says the same."""
+    from ml_assets.models import gpu
+    from ml_assets_tests.automation.test_notifications import run_sensor
+
+    settings, _, instance, _ = pipeline
+    empty = tmp_path / "vendors"
+    empty.mkdir()
+    monkeypatch.setenv("OCL_ICD_VENDORS", str(empty))  # the loader finds no ICD: no OpenCL device
+    monkeypatch.setenv("ML_ASSETS_NODE_NAME", "gke-ml-gpu-pool-7f3a")
+    prod = settings.model_copy(
+        update={"gpu_fallback": "fail", "smtp_port": inbox[1], "smtp_recipients": ("oncall@x",)}
+    )
+    defs, day = build_defs(prod), TRAIN_DAYS[-1]
+    before = (Path(settings.lake_base) / "model__gbdt" / f"{day}.model.txt").read_bytes()
+    gpu.probe.cache_clear()
+    try:
+        result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+            partition_key=day, instance=instance, raise_on_error=False,
+            asset_selection=[dg.AssetKey("model__gbdt")],
+        )  # fmt: skip
+    finally:
+        gpu.probe.cache_clear()
+    assert not result.success
+    events = [e.event_type for e in result.all_events]
+    assert events.count(dg.DagsterEventType.STEP_FAILURE) == 1
+    assert dg.DagsterEventType.STEP_UP_FOR_RETRY not in events
+    (failure,) = result.get_step_failure_events()
+    error = failure.event_specific_data.error.message
+    expected = (
+        f"model__gbdt[{day}] on node gke-ml-gpu-pool-7f3a: no usable GPU: No OpenCL device found;"
+        " not training on the CPU (set ML_ASSETS_GPU_FALLBACK=cpu to allow it)"
+    )
+    assert expected in error
+    assert (
+        failure.event_specific_data.user_failure_data.metadata["error_class"].value == "persistent"
+    )
+    assert (Path(settings.lake_base) / "model__gbdt" / f"{day}.model.txt").read_bytes() == before
+
+    run_sensor(defs, "email_on_failure", instance, result, result.get_run_failure_event(), prod)
+    [message] = inbox[0].wait_for(1, timeout_s=10)
+    assert "model__gbdt" in str(message["Subject"]) and expected in message.get_content()

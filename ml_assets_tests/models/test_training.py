@@ -6,18 +6,15 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import yaml
 
-from ml_assets.models.catalog import RESERVED_PARAMS, CatalogEntry, load_catalog
+from ml_assets.models.catalog import RESERVED_PARAMS, load_catalog
 from ml_assets.models.evaluate import auc
 from ml_assets.models.features import (
     FEATURES,
     KEY,
     LABEL,
-    build_flight_features,
-    build_traffic_features,
 )
 from ml_assets.models.train import TrainedModel, fit, holdout, predict, training_rows
 from ml_assets.models.training_set import (
@@ -29,51 +26,7 @@ from ml_assets.models.training_set import (
 )
 from ml_assets.settings import DEFAULT_CATALOG
 from ml_assets_tests import _samples
-
-FIRST, LAST = "2013-02-05", "2013-02-14"
-HOLDOUT_DAYS = 3
-TRAFFIC_HISTORY = 3
-HORIZON = 2.0
-SMALL = CatalogEntry(
-    name="small",
-    params={
-        "learning_rate": 0.1,
-        "num_leaves": 15,
-        "feature_fraction": 0.8,
-        "min_data_in_leaf": 30,
-    },
-    num_boost_round=20,
-)
-
-
-@pytest.fixture(scope="module")
-def feature_branches() -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Both feature branches for FIRST..LAST, built per day as the assets do."""
-    planes = _samples.planes()
-    flight_parts, traffic_parts = [], []
-    for day in _samples.days(FIRST, LAST):
-        flight_parts.append(
-            build_flight_features(
-                _samples.flights(day),
-                _samples.weather(_samples.shift_day(day, -1), day),
-                planes,
-                HORIZON,
-            )
-        )
-        window = _samples.days(_samples.shift_day(day, -TRAFFIC_HISTORY), day)
-        traffic_parts.append(build_traffic_features(_samples.flights(*window), day, HORIZON))
-    return pd.concat(flight_parts, ignore_index=True), pd.concat(traffic_parts, ignore_index=True)
-
-
-@pytest.fixture(scope="module")
-def built(feature_branches):
-    flight_features, traffic_features = feature_branches
-    return build_training_set(flight_features, traffic_features, LAST, HOLDOUT_DAYS)
-
-
-@pytest.fixture(scope="module")
-def training_set(built) -> pd.DataFrame:
-    return built[0]
+from ml_assets_tests.models.conftest import FIRST, HOLDOUT_DAYS, LAST, SMALL
 
 
 @pytest.fixture(scope="module")
@@ -281,23 +234,6 @@ def test_catalog_entry_defaults(tmp_path: Path) -> None:
     assert entry.num_boost_round == 200
     assert entry.window_days is None
     assert (entry.profile, entry.spot, entry.version) == ("cpu-small", True, "1")
-
-
-def test_gpu_profile_trains_on_gpu_or_says_it_fell_back(training_set) -> None:
-    """No silent pretending: either LightGBM's GPU learner ran, or the note says CPU and why."""
-    gpu = CatalogEntry(name="g", params={"num_leaves": 7}, num_boost_round=5, profile="gpu")
-    model = fit(training_set, gpu, seed=1, num_threads=1)
-    if model.device == "gpu":
-        assert model.params["device_type"] == "gpu" and not model.device_note
-        return
-    assert model.device == "cpu"
-    assert (
-        model.device_note.startswith("GPU requested but unavailable (")
-        and "trained on CPU" in model.device_note
-    )
-    assert "device_type" not in model.params
-    cpu = fit(training_set, gpu.model_copy(update={"profile": "cpu-small"}), seed=1, num_threads=1)
-    assert cpu.device == "cpu" and cpu.device_note == "" and cpu.sha256 == model.sha256
 
 
 # --- serving ---------------------------------------------------------------------------------------
