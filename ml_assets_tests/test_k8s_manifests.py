@@ -6,6 +6,7 @@ import json
 
 import kubernetes_validate
 import pytest
+import yaml
 from dagster_k8s.container_context import K8sContainerContext
 from dagster_k8s.job import (
     DagsterK8sJobConfig,
@@ -59,10 +60,28 @@ def _step_jobs(settings: Settings) -> dict[str, dict]:
     return manifests
 
 
+GPU_ENTRY = {"name": "gbdt_gpu", "params": {"boosting": "gbdt"}, "profile": "gpu", "spot": False}
+
+
+def gpu_catalog(root) -> str:
+    """The shipped catalog plus an entry on the gpu profile (none ships on it: README)."""
+    shipped = yaml.safe_load(DEFAULT_CATALOG.read_text())
+    path = root / "catalog.yaml"
+    path.write_text(yaml.safe_dump({"models": [*shipped["models"], GPU_ENTRY]}))
+    return str(path)
+
+
 @pytest.fixture(scope="module")
-def manifests(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+def catalog_path(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return gpu_catalog(tmp_path_factory.mktemp("catalog"))
+
+
+@pytest.fixture(scope="module")
+def manifests(tmp_path_factory: pytest.TempPathFactory, catalog_path: str) -> dict[str, dict]:
     root = tmp_path_factory.mktemp("k8s")
-    settings = Settings.from_env({"ML_ASSETS_ROOT": str(root), "ML_ASSETS_ENV": "prod"})
+    settings = Settings.from_env(
+        {"ML_ASSETS_ROOT": str(root), "ML_ASSETS_ENV": "prod", "ML_ASSETS_CATALOG": catalog_path}
+    )
     return _step_jobs(settings)
 
 
@@ -71,7 +90,7 @@ def _pod(manifest: dict) -> dict:
 
 
 def test_every_step_job_is_a_valid_kubernetes_job(manifests: dict[str, dict]) -> None:
-    assert {"raw_flights", "training_set", "model__gbdt", "deployed_model"} <= set(manifests)
+    assert {"raw_flights", "training_set", "model__gbdt_gpu", "deployed_model"} <= set(manifests)
     for name, manifest in manifests.items():
         kubernetes_validate.validate(
             manifest, K8S_VERSION, strict=True
@@ -81,8 +100,8 @@ def test_every_step_job_is_a_valid_kubernetes_job(manifests: dict[str, dict]) ->
         assert manifest["spec"]["ttlSecondsAfterFinished"] == 86_400
 
 
-def test_gpu_and_spot_land_on_the_right_steps_only(manifests: dict[str, dict]) -> None:
-    catalog = {f"model__{e.name}": e for e in load_catalog(DEFAULT_CATALOG)}
+def test_gpu_and_spot_land_on_the_right_steps_only(manifests, catalog_path: str) -> None:
+    catalog = {f"model__{e.name}": e for e in load_catalog(catalog_path)}
     assert any(e.profile == "gpu" for e in catalog.values())
     for name, manifest in manifests.items():
         pod = _pod(manifest)
@@ -104,17 +123,17 @@ def test_gpu_and_spot_land_on_the_right_steps_only(manifests: dict[str, dict]) -
 
 
 def test_an_invalid_manifest_is_rejected(manifests: dict[str, dict]) -> None:
-    broken = json.loads(json.dumps(manifests["model__gbdt"]))
+    broken = json.loads(json.dumps(manifests["model__gbdt_gpu"]))
     broken["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"] = {"n": 4}
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(broken, K8S_VERSION, strict=True)
 
 
 def test_gpu_step_resources_are_exact(manifests: dict[str, dict]) -> None:
-    resources = _pod(manifests["model__gbdt"])["containers"][0]["resources"]
+    resources = _pod(manifests["model__gbdt_gpu"])["containers"][0]["resources"]
     assert resources["limits"]["nvidia.com/gpu"] == "1"
     assert resources["requests"]["nvidia.com/gpu"] == "1"
-    print(json.dumps({"model__gbdt": resources}))
+    print(json.dumps({"model__gbdt_gpu": resources}))
 
 
 def test_prod_settings_select_the_k8s_executor(tmp_path) -> None:
@@ -125,13 +144,13 @@ def test_prod_settings_select_the_k8s_executor(tmp_path) -> None:
 
 
 def test_daily_runs_carry_the_gpu_tag_the_queue_limits(manifests, tmp_path) -> None:
-    import yaml
-
     from ml_assets.execution import GPU_RUN_TAG
     from ml_assets.settings import PROJECT_ROOT
 
     settings = Settings.from_env({"ML_ASSETS_ROOT": str(tmp_path)})
-    assert build_defs(settings).resolve_job_def(DAILY_JOB).tags[GPU_RUN_TAG] == "true"
+    assert build_defs(settings).resolve_job_def(DAILY_JOB).tags[GPU_RUN_TAG] == "false"
+    with_gpu = settings.model_copy(update={"catalog_path": gpu_catalog(tmp_path)})
+    assert build_defs(with_gpu).resolve_job_def(DAILY_JOB).tags[GPU_RUN_TAG] == "true"
     limits = yaml.safe_load((PROJECT_ROOT / "deploy" / "dagster.yaml").read_text())[
         "run_coordinator"
     ]["config"]
