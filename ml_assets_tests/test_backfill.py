@@ -155,11 +155,11 @@ def test_plan_runs_single_run_assets_once_and_the_rest_per_day() -> None:
     assert [r.days for r in per_day] == [(d,) for d in TEN_DAYS]
     assert len(plan.runs) == 11 and plan.steps == 2 + 10 * 3
     assert ranged[0].seconds == pytest.approx(2.0 + 10 * 0.6)
-    # CPU: 0.5 core for the default profile, 2 for gpu and cpu-large; GPU: one device
-    cpu_s = 10 * (0.6 * 0.5 + 4.0 * 0.5 + 20.0 * 2 + 10.0 * 2)
+    # CPU: the profiles' requests: 1 core (default), 2 (gpu), 4 (cpu-large); GPU: one device
+    cpu_s = 10 * (0.6 * 1 + 4.0 * 1 + 20.0 * 2 + 10.0 * 4)
     assert plan.cpu_hours == pytest.approx(cpu_s / 3600)
     assert plan.gpu_hours == pytest.approx(10 * 20.0 / 3600)
-    spot_saving = 10 * 10.0 * 2 / 3600 * (0.04 - 0.01)
+    spot_saving = 10 * 10.0 * 4 / 3600 * (0.04 - 0.01)
     assert plan.cost_on_demand - plan.cost_spot == pytest.approx(spot_saving)
 
 
