@@ -85,9 +85,7 @@ def parse_probe(returncode: int, output: str, home: str | None = "") -> GpuProbe
     return GpuProbe(False, name, vendor, f"GPU probe failed: {tail[0]}")
 
 
-def run_probe(
-    timeout_s: float = PROBE_TIMEOUT_S, env: Mapping[str, str] | None = None
-) -> GpuProbe:
+def run_probe(timeout_s: float = PROBE_TIMEOUT_S, env: Mapping[str, str] | None = None) -> GpuProbe:
     """Probe in a child process (with ``env``, default this process's): a native crash of the
     OpenCL runtime ends the child, not the step."""
     env = dict(os.environ if env is None else env)
