@@ -89,19 +89,25 @@ def build_feature_store_assets(settings: Settings) -> list:
         context: dg.AssetExecutionContext, feature_store: FeatureStoreResource
     ) -> dg.MaterializeResult:
         """The day's feature rows materialized into the online store (SQLite locally, Redis in
-        production); re-running a day overwrites the same keys. A range run materializes its
-        days in one call."""
+        production). Re-running a day replaces what it wrote (a correction reaches serving; a
+        newer day's values stay), and rows past the views' TTL are swept, so the store holds
+        what serving can use. A range run materializes its days in one call."""
         days = partition_days(context)
         start = online_window(days[0], settings.prediction_horizon_hours)[0]
         end = online_window(days[-1], settings.prediction_horizon_hours)[1]
         feature_store.apply()
-        feature_store.materialize(start, end)
+        report = feature_store.materialize(start, end, days)
+        newest = report.newest_event if report else None
         return dg.MaterializeResult(
             metadata={
                 "online_store": feature_store.config["online_store"]["type"],
                 "window_start": start.isoformat(),
                 "window_end": end.isoformat(),
                 "feature_service": feature_store.service().name,
+                "rows_replaced": report.replaced if report else 0,
+                "rows_kept_newer": report.kept_newer if report else 0,
+                "rows_swept": report.swept if report else 0,
+                "newest_event_online": newest.isoformat() if newest else "none",
             }
         )
 

@@ -115,6 +115,14 @@ def repo_objects(lake_base: str) -> dict[str, Any]:
     return {"entities": list(entities.values()), "views": views, "service": service}
 
 
+def view_sources() -> dict[str, tuple[str, str]]:
+    """View -> (the lake asset whose Parquet it reads, its event-time column)."""
+    return {
+        **{view: (SOURCE_ASSET, TIMESTAMP) for view in FLIGHT_VIEWS},
+        **{view: (asset, ENTITY_TIMESTAMP) for view, asset in ENTITY_ASSETS.items()},
+    }
+
+
 def apply_objects(lake_base: str) -> list[feast.Entity | feast.FeatureView | feast.FeatureService]:
     objects = repo_objects(lake_base)
     return [*objects["entities"], *objects["views"], objects["service"]]

@@ -113,17 +113,7 @@ class OnlineFeatureReader:
         ``key_sources`` names join keys that a served feature provides (``plane_id`` from the
         flight's ``tailnum``) when the entity row does not carry them.
         """
-        service = store.get_feature_service(service_name)
-        views = []
-        for projection in service.feature_view_projections:
-            view = store.get_feature_view(projection.name)
-            views.append(
-                ViewSpec(
-                    name=projection.name_to_use(),
-                    join_keys=tuple(view.join_keys),
-                    features=tuple(f.name for f in projection.features),
-                )
-            )
+        views = service_views(store, service_name)
         config = store.config
         kind = config.online_store.type
         if kind == "sqlite":
@@ -132,7 +122,7 @@ class OnlineFeatureReader:
             backend = _RedisBackend(config.online_store, config.project)
         else:
             raise ValueError(f"no lean online reader for online store type {kind!r}")
-        encoder = _entity_key_encoder(config.entity_key_serialization_version)
+        encoder = entity_key_encoder(config.entity_key_serialization_version)
         return cls(views, backend, encoder, key_sources)
 
     def read(self, entity_rows: list[dict[str, Any]]) -> OnlineBatch:
@@ -194,6 +184,22 @@ class OnlineFeatureReader:
         return tuple(out)
 
 
+def service_views(store: feast.FeatureStore, service_name: str) -> list[ViewSpec]:
+    """The views of a feature service as the registry holds them (join keys, served features)."""
+    service = store.get_feature_service(service_name)
+    views = []
+    for projection in service.feature_view_projections:
+        view = store.get_feature_view(projection.name)
+        views.append(
+            ViewSpec(
+                name=projection.name_to_use(),
+                join_keys=tuple(view.join_keys),
+                features=tuple(f.name for f in projection.features),
+            )
+        )
+    return views
+
+
 def _take(column: Any, at: list[int], distinct: int) -> Any:
     """Spread a column read for the distinct keys back to every entity row."""
     if distinct == len(at):
@@ -203,7 +209,7 @@ def _take(column: Any, at: list[int], distinct: int) -> Any:
     return column[at]
 
 
-def _entity_key_encoder(version: int) -> Any:
+def entity_key_encoder(version: int) -> Any:
     """Feast's entity key serialization for string keys (``serialize_entity_key``, version 3),
     with the join-key header built once per view; a test pins it to Feast's own function."""
     from feast.infra.key_encoding_utils import serialize_entity_key
@@ -273,7 +279,7 @@ class _SqliteBackend:
                 i = slot[key]
                 column[i] = value
                 event_ts[i] = stamp
-        parsed = {s: _parse_sqlite_ts(s) for s in set(event_ts)}
+        parsed = {s: parse_sqlite_ts(s) for s in set(event_ts)}
         return raw, [parsed[s] for s in event_ts]
 
 
@@ -287,7 +293,7 @@ def _concat(parts: list[Raw]) -> Raw:
     return raw, [t for part in parts for t in part[1]]
 
 
-def _parse_sqlite_ts(stamp: float | str | None) -> dt.datetime | None:
+def parse_sqlite_ts(stamp: float | str | None) -> dt.datetime | None:
     """Feast stores epoch seconds (older versions: ISO text)."""
     if stamp is None:
         return None
@@ -329,7 +335,7 @@ class _RedisBackend:
             stamps: dict[bytes | None, dt.datetime | None] = {}
             for r in replies:
                 if r[end] not in stamps:
-                    stamps[r[end]] = _parse_redis_ts(r[end])
+                    stamps[r[end]] = parse_redis_ts(r[end])
             out.append((raw, [stamps[r[end]] for r in replies]))
             start = end + 1
         return out
@@ -344,7 +350,7 @@ class _RedisBackend:
         return fields
 
 
-def _parse_redis_ts(raw: bytes | None) -> dt.datetime | None:
+def parse_redis_ts(raw: bytes | None) -> dt.datetime | None:
     if not raw:
         return None
     from google.protobuf.timestamp_pb2 import Timestamp

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from ml_assets.feature_repo.online_reader import OnlineBatch, OnlineFeatureReader
+    from ml_assets.feature_repo.online_upkeep import Upkeep, UpkeepReport, ViewWrite
 
 
 class FeatureStoreError(RuntimeError):
@@ -75,14 +76,57 @@ class FeatureStoreResource(dg.ConfigurableResource):
                 self.store().refresh_registry()
         raise AssertionError("unreachable")
 
-    def materialize(self, start: dt.datetime, end: dt.datetime) -> None:
-        """Load feature rows stamped in [start, end) into the online store (idempotent)."""
+    def materialize(
+        self, start: dt.datetime, end: dt.datetime, days: list[str] | None = None
+    ) -> UpkeepReport | None:
+        """Load feature rows stamped in [start, end) into the online store, replacing what
+        ``days`` wrote before (corrections reach serving; a newer day's rows stay), then sweep
+        rows past the views' TTL (``feature_repo/online_upkeep.py``). Idempotent."""
         try:
+            upkeep = self.upkeep()
+            report = upkeep.prepare(self._writes(upkeep, days)) if days else None
             self.store().materialize(start_date=start, end_date=end)
+            if report is not None:
+                upkeep.restore(report)
+            upkeep.sweep(report)
+            return report
         except ConnectionError as exc:
             raise FeatureStoreError(
                 f"online store unreachable ({_safe(self.config['online_store'])}): {exc}"
             ) from exc
+
+    def upkeep(self) -> Upkeep:
+        """Corrections and TTL sweeps of the online store, over the service's views."""
+        from ml_assets.feature_repo.definitions import SERVICE
+        from ml_assets.feature_repo.online_reader import service_views
+        from ml_assets.feature_repo.online_upkeep import Upkeep
+
+        store = self.store()
+        return Upkeep.for_store(store, service_views(store, SERVICE))
+
+    def _writes(self, upkeep: Upkeep, days: list[str]) -> list[ViewWrite]:
+        """What materializing ``days`` writes per view, read from the lake's Parquet sources."""
+        import pandas as pd
+
+        from ml_assets.feature_repo.definitions import view_sources
+        from ml_assets.feature_repo.online_reader import entity_key_encoder
+        from ml_assets.feature_repo.online_upkeep import plan
+
+        base = self.lake_base.rstrip("/")
+        sources = view_sources()
+        frames: dict[str, list[pd.DataFrame]] = {}
+        cache: dict[tuple[str, str], pd.DataFrame] = {}
+        for view in upkeep.views:
+            asset, timestamp = sources[view.name]
+            for day in days:
+                if (asset, day) not in cache:
+                    path = f"{base}/{asset}/{day}.parquet"
+                    columns = [*view.join_keys, timestamp]
+                    cache[(asset, day)] = pd.read_parquet(path, columns=columns)
+                frames.setdefault(view.name, []).append(cache[(asset, day)])
+        timestamps = {name: timestamp for name, (_, timestamp) in sources.items()}
+        encode = entity_key_encoder(self.store().config.entity_key_serialization_version)
+        return plan(upkeep.views, frames, timestamps, encode)
 
     def reader(self) -> OnlineFeatureReader:
         """The lean online read path over the model's feature service (built once)."""

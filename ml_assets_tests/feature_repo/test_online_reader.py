@@ -46,10 +46,10 @@ def test_entity_keys_match_feasts_serialization(join_keys, values) -> None:
     from feast.infra.key_encoding_utils import serialize_entity_key
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey
 
-    from ml_assets.feature_repo.online_reader import _entity_key_encoder
+    from ml_assets.feature_repo.online_reader import entity_key_encoder
 
     feast_key = EntityKey(
         join_keys=list(join_keys), entity_values=[Value(string_val=str(v)) for v in values]
     )
     expected = serialize_entity_key(feast_key, entity_key_serialization_version=3)
-    assert _entity_key_encoder(3)(join_keys, values) == expected
+    assert entity_key_encoder(3)(join_keys, values) == expected
