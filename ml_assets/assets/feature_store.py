@@ -113,7 +113,9 @@ def build_feature_store_assets(settings: Settings) -> list:
 
     @dg.asset_check(
         asset=online_features, partitions_def=daily, additional_ins={"feast_features": dg.AssetIn()},
-        description="Sampled flights read the same features online and offline (point in time).",
+        description="Sampled flights that online serving answers read the same features online "
+        "and offline (point in time), each view compared where its online row is the one the "
+        "flight's prediction time sees.",
     )  # fmt: skip
     def check_parity_online_offline(
         context: dg.AssetCheckExecutionContext,
@@ -123,10 +125,19 @@ def build_feature_store_assets(settings: Settings) -> list:
         from ml_assets.models.features import JOIN_KEYS, KEY, parity
         from ml_assets.resources.lake import concat_partitions
 
-        feast_features = concat_partitions(feast_features)  # a range run: sampled over its days
-        sample = feast_features.sample(
-            n=min(PARITY_SAMPLE, len(feast_features)), random_state=settings.seed
-        )
+        rows = concat_partitions(feast_features)  # a range run: all of its days
+        upkeep = feature_store.upkeep()
+        cutoff = upkeep.cutoff()
+        served = rows if cutoff is None else rows.loc[rows["prediction_ts"] >= cutoff]
+        if served.empty:
+            return dg.AssetCheckResult(
+                passed=True,
+                description="none of these flights is served online any more: rows before "
+                f"{cutoff:%Y-%m-%d %H:%M} UTC (the newest flight online minus the views' TTL) "
+                "were swept",
+                metadata={"flights_compared": 0, "served_from": str(cutoff)},
+            )
+        sample = served.sample(n=min(PARITY_SAMPLE, len(served)), random_state=settings.seed)
         online = feature_store.online(sample[KEY].tolist())
         offline = feature_store.historical(
             sample.loc[:, [KEY, *JOIN_KEYS, "prediction_ts"]].rename(
@@ -134,15 +145,28 @@ def build_feature_store_assets(settings: Settings) -> list:
             )
         )
         agree = parity(online, offline)
-        rate = float(agree.to_numpy().mean()) if agree.size else 1.0
-        bad = agree.loc[~agree.all(axis=1)]
+        current = feature_store.comparable(sample, agree.columns)
+        compared = agree.where(current, True)
+        rate = (
+            float(agree.to_numpy()[current.to_numpy()].mean()) if current.to_numpy().any() else 1.0
+        )
+        bad = compared.loc[~compared.all(axis=1)]
+        superseded = int((~current).any(axis=1).sum())
         return dg.AssetCheckResult(
-            passed=bool(agree.to_numpy().all()),
+            passed=bool(compared.to_numpy().all()),
             severity=dg.AssetCheckSeverity.ERROR,
-            description=f"online/offline parity {rate:.4%} over {len(agree)} flights x {agree.shape[1]} features",
+            description=f"online/offline parity {rate:.4%} over {len(agree)} flights x "
+            f"{agree.shape[1]} features"
+            + (
+                f" ({superseded} flights' entity views superseded by a newer day)"
+                if superseded
+                else ""
+            ),
             metadata={
                 "parity_rate": rate,
                 "flights_compared": len(agree),
+                "values_compared": int(current.to_numpy().sum()),
+                "flights_with_superseded_views": superseded,
                 "mismatched_flights": len(bad),
                 "examples": dg.MetadataValue.md(
                     "\n".join(

@@ -134,6 +134,10 @@ class Upkeep:
             self._store.restore(saved)
         report.saved = None
 
+    def stored(self, view: ViewSpec, keys: list[bytes]) -> list[dt.datetime | None]:
+        """The event time of each key's row of ``view`` online (None: no row)."""
+        return self._store.stored_ts(view, keys)
+
     def newest_event(self) -> dt.datetime | None:
         """The newest flight's event time online: the store's "now"."""
         flight = next((v for v in self.views if v.name == FLIGHT_TS_VIEW), self.views[0])

@@ -104,6 +104,32 @@ class FeatureStoreResource(dg.ConfigurableResource):
         store = self.store()
         return Upkeep.for_store(store, service_views(store, SERVICE))
 
+    def comparable(self, rows: pd.DataFrame, features: Any) -> pd.DataFrame:
+        """Per flight of ``rows`` (feast_features rows) and feature: is the online row of its view
+        the one the flight's prediction time sees? (Not when a newer day has replaced it.)"""
+        import pandas as pd
+
+        from ml_assets.feature_repo.online_reader import entity_key_encoder
+        from ml_assets.models.features import KEY
+
+        upkeep = self.upkeep()
+        encode = entity_key_encoder(self.store().config.entity_key_serialization_version)
+        at = pd.to_datetime(rows["prediction_ts"], utc=True).to_numpy()
+        out = pd.DataFrame(True, index=rows[KEY].to_numpy(), columns=list(features))
+        for view in upkeep.views:
+            if not all(key in rows for key in view.join_keys):
+                continue
+            keys = [
+                encode(view.join_keys, tuple(v))
+                for v in rows.loc[:, list(view.join_keys)].to_numpy()
+            ]
+            stamps = pd.to_datetime(upkeep.stored(view, keys), utc=True).to_numpy()
+            current = ~(stamps > at)  # a missing row (NaT) compares as missing on both sides
+            for feature in view.features:
+                if feature in out:
+                    out[feature] = current
+        return out
+
     def _writes(self, upkeep: Upkeep, days: list[str]) -> list[ViewWrite]:
         """What materializing ``days`` writes per view, read from the lake's Parquet sources."""
         import pandas as pd
