@@ -22,12 +22,20 @@ def _instance_home() -> Path:
 
 
 def cmd_land(args: argparse.Namespace) -> int:
-    from ml_assets.sources.landing import land
+    import getpass
+
+    from ml_assets.sources.landing import ACCEPT_VOLUME_DROP, land
 
     settings = Settings.from_env()
     base = args.landing or settings.landing_base
-    landed = land(base, args.start, args.end)
+    by = args.by or (getpass.getuser() if args.accept_volume_drop else "operator")
+    landed = land(base, args.start, args.end, accept_volume_drop=args.accept_volume_drop, by=by)
     print(f"landed {len(landed)} files for {args.start}..{args.end} into {base}")
+    if args.accept_volume_drop:
+        print(
+            f"  volume guard overridden by {by}: flights/<day>.{ACCEPT_VOLUME_DROP} names each "
+            "landed flights file's sha256"
+        )
     return 0
 
 
@@ -357,6 +365,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--start", required=True)
     p.add_argument("--end", required=True)
     p.add_argument("--landing", help="landing zone root (default: settings)")
+    p.add_argument(
+        "--accept-volume-drop", action="store_true",
+        help="accept these flights files even if far smaller than usual (rule volume_drop): "
+        "writes flights/<day>.accept-volume-drop naming each file's sha256",
+    )  # fmt: skip
+    p.add_argument("--by", help="who accepts, with --accept-volume-drop (default: the user)")
     p.set_defaults(func=cmd_land)
 
     p = sub.add_parser("materialize", help="run a job for each day of a range, in order")

@@ -88,6 +88,12 @@ class Settings(BaseModel):
     quarantine_tolerated_rows: int = Field(
         1, description="Rows a partition may always quarantine (one glitch in 72 weather rows)."
     )
+    volume_guard_share: float = Field(
+        0.5,
+        ge=0.0,
+        description="A landed flights day with fewer rows than this share of its reference "
+        "(the partition it replaces, else the trailing median) is refused (rule volume_drop).",
+    )
 
     # Feature store (ml_assets/feature_repo): registry and sqlite file under the lake by default
     feast_project: str = "ml_assets"
@@ -233,6 +239,7 @@ class Settings(BaseModel):
             "ML_ASSETS_REDIS": "redis_connection",
             "ML_ASSETS_QUARANTINE_MAX_SHARE": "quarantine_max_share",
             "ML_ASSETS_QUARANTINE_TOLERATED_ROWS": "quarantine_tolerated_rows",
+            "ML_ASSETS_VOLUME_GUARD_SHARE": "volume_guard_share",
             "ML_ASSETS_RETRY_MAX": "retry_max_retries",
             "ML_ASSETS_RETRY_DELAY": "retry_delay_s",
             "ML_ASSETS_BACKFILL_DEFAULT_STEP_S": "backfill_default_step_s",

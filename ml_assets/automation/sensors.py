@@ -11,7 +11,13 @@ from dataclasses import dataclass
 import dagster as dg
 
 from ml_assets.automation import checks, freshness, history, monitors
-from ml_assets.automation.landing import LandedDay, complete_days, scan_daily_files
+from ml_assets.automation.landing import (
+    LandedDay,
+    complete_days,
+    scan_daily_files,
+    scan_strays,
+    stray_message,
+)
 from ml_assets.automation.notifications import PREFIX, run_link
 from ml_assets.execution import DAILY_JOB
 from ml_assets.partitions import daily
@@ -60,17 +66,48 @@ def ingested_since_landing(instance: dg.DagsterInstance, landed: LandedDay) -> b
     return True
 
 
+def reject_strays(
+    context: dg.SensorEvaluationContext, landing: LandingZone, notifier: Notifier
+) -> list[str]:
+    """Alert on and move aside each file that is no landing file; return what was moved.
+
+    The alert goes first: a file whose alert could not be sent stays and is retried next tick,
+    so every stray is reported once and none silently.
+    """
+    moved = []
+    for stray in scan_strays(landing.base_path):
+        try:
+            target, size = landing.stray_target(stray.folder, stray.name)
+            notifier.send(*stray_message(stray, landing.base_path, target, size))
+        except FileNotFoundError:
+            continue  # gone since the listing (renamed by its writer)
+        except Exception as exc:
+            context.log.error(
+                f"stray landing file {stray.relative!r} ({stray.reason}): alert failed, "
+                f"retrying next tick: {type(exc).__name__}: {exc}"
+            )
+            continue
+        landing.reject_stray(stray.folder, stray.name, target, stray.reason, stray.detail)
+        context.log.warning(
+            f"rejected landing file {stray.relative!r} ({stray.reason}: {stray.detail}) -> {target}"
+        )
+        moved.append(target)
+    return moved
+
+
 def build_landing_sensor(settings: Settings) -> dg.SensorDefinition:
     valid = set(daily.get_partition_keys())
 
     @dg.sensor(
         name="landing_sensor", job_name=DAILY_JOB, default_status=dg.DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=settings.landing_sensor_interval_s,
-        description="Requests daily_pipeline for each day whose files are all landed (new or re-landed).",
+        description="Requests daily_pipeline for each day whose files are all landed (new or "
+        "re-landed); moves any other file to rejected/ and alerts once per file.",
     )  # fmt: skip
     def landing_sensor(
-        context: dg.SensorEvaluationContext, landing: LandingZone
+        context: dg.SensorEvaluationContext, landing: LandingZone, notifier: Notifier
     ) -> dg.SensorResult:
+        rejected = reject_strays(context, landing, notifier)
         seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
         plan = plan_landing(complete_days(scan_daily_files(landing.base_path)), seen, valid)
         requests = []
@@ -90,6 +127,8 @@ def build_landing_sensor(settings: Settings) -> dg.SensorDefinition:
             seen[landed.day] = landed.version
             context.log.warning(f"{landed.day} is landed but outside the partitions; ignored")
         skip = None if requests else "no new or re-landed complete day"
+        if skip and rejected:
+            skip += f"; {len(rejected)} stray file(s) moved to rejected/"
         return dg.SensorResult(
             run_requests=requests, cursor=json.dumps(seen, sort_keys=True), skip_reason=skip
         )

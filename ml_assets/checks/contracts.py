@@ -156,6 +156,13 @@ class ContractGate:
             self._enforce_limit()
         return verdict.clean()
 
+    def refuse(self, rule: str, detail: str) -> NoReturn:
+        """Fail on a table rule checked outside the Pandera contracts (e.g. ``volume_drop``)."""
+        self._fail(
+            rules=f"| rule | detail |\n|---|---|\n| {rule} | {detail} |",
+            summary=f"{rule}: {detail}",
+        )
+
     @property
     def quarantined_count(self) -> int:
         return sum(len(rows) for rows in self._quarantined)

@@ -30,3 +30,21 @@ class LandingZone(dg.ConfigurableResource):
         """Move a bad day file aside to ``rejected/``; return where it went (``None``: no file)."""
         target = landing.reject(self.base_path, source, day)
         return str(target) if target is not None else None
+
+    def stray_target(self, folder: str, name: str) -> tuple[str, int]:
+        """Where a stray file would go in ``rejected/`` (by its content hash), and its size."""
+        path = landing.stray_path(self.base_path, folder, name)
+        with path.open("rb") as handle:
+            data = handle.read()
+        return str(landing.stray_target(self.base_path, folder, name, data)), len(data)
+
+    def reject_stray(self, folder: str, name: str, target: str, reason: str, detail: str) -> str:
+        """Move a stray file to ``target`` with a ``.reason.json`` beside it; return ``target``."""
+        from upath import UPath
+
+        moved = landing.reject_stray(self.base_path, folder, name, UPath(target), reason, detail)
+        return str(moved)
+
+    def volume_override(self, source: str, day: str) -> landing.VolumeOverride | None:
+        """The operator's ``<day>.accept-volume-drop`` marker next to the day file, if any."""
+        return landing.volume_override(self.base_path, source, day)

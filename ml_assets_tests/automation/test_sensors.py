@@ -10,6 +10,7 @@ import dagster as dg
 from ml_assets.automation.sensors import SEQUENCE_TAG, build_landing_sensor
 from ml_assets.execution import DAILY_JOB
 from ml_assets.resources.landing import LandingZone
+from ml_assets.resources.notify import build_notifier
 from ml_assets.settings import Settings
 from ml_assets_tests.automation.conftest import age_files, copy_day
 
@@ -19,7 +20,10 @@ def tick(settings: Settings, instance: dg.DagsterInstance, cursor: str | None) -
     context = dg.build_sensor_context(
         instance=instance,
         cursor=cursor,
-        resources={"landing": LandingZone(base_path=settings.landing_base)},
+        resources={
+            "landing": LandingZone(base_path=settings.landing_base),
+            "notifier": build_notifier(settings),
+        },
     )
     return sensor(context)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -234,3 +235,54 @@ def test_file_rules_name_the_rule(tmp_path: Path, content: bytes, rule: str) -> 
     with pytest.raises(LandingError, match=f"rule {rule}") as info:
         read_daily(str(tmp_path), "weather", "2013-04-01")
     assert info.value.rule == rule and info.value.path == str(path)
+
+
+def test_land_accepting_a_volume_drop_writes_a_marker_naming_each_flights_file(
+    tmp_path: Path,
+) -> None:
+    day = "2013-02-27"
+    land(str(tmp_path), day, day, accept_volume_drop=True, by="oncall")
+    marker = tmp_path / "flights" / f"{day}.accept-volume-drop"
+    data = (tmp_path / "flights" / f"{day}.csv").read_bytes()
+    note = json.loads(marker.read_text())
+    assert note["sha256"] == hashlib.sha256(data).hexdigest() and note["by"] == "oncall"
+    assert not (tmp_path / "weather" / f"{day}.accept-volume-drop").exists()
+    assert landed_days(str(tmp_path), "flights") == [day]  # a marker is no landed day
+    override = landing.volume_override(str(tmp_path), "flights", day)
+    assert override is not None and override.accepted and override.marker == str(marker)
+    (tmp_path / "flights" / f"{day}.csv").write_bytes(data[: data.rindex(b"\n", 0, -1) + 1])
+    stale = landing.volume_override(str(tmp_path), "flights", day)
+    assert stale is not None and not stale.accepted  # it names the other version only
+    assert landing.volume_override(str(tmp_path), "weather", day) is None
+
+
+def test_a_stray_file_moves_aside_under_a_safe_name_with_its_reason(tmp_path: Path) -> None:
+    name, data = "..%2F..%2Fetc%2Fpasswd.csv", b"root:x:0:0\n"
+    (tmp_path / "flights").mkdir()
+    (tmp_path / "flights" / name).write_bytes(data)
+    target = landing.stray_target(str(tmp_path), "flights", name, data)
+    digest = hashlib.sha256(data).hexdigest()
+    assert Path(target.path).parent == tmp_path / "rejected" / "flights"
+    assert Path(target.path).name == f"2F__2Fetc_2Fpasswd.{digest[:12]}.csv"
+    landing.reject_stray(str(tmp_path), "flights", name, target, "unsafe_name", "why")
+    assert Path(target.path).read_bytes() == data and not (tmp_path / "flights" / name).exists()
+    note = json.loads(Path(target.path + landing.REASON_SUFFIX).read_text())
+    assert note | {"rejected_at": "-"} == {
+        "file": f"flights/{name}", "reason": "unsafe_name", "detail": "why", "sha256": digest,
+        "size": len(data), "rejected_at": "-",
+    }  # fmt: skip
+    root = landing.stray_target(str(tmp_path), "", "2013-03-01.parquet", b"x")
+    assert Path(root.path).parent == tmp_path / "rejected" / "root"
+    assert landing.stray_target(str(tmp_path), "", "...", b"x").name.startswith("file.")
+    with pytest.raises(LandingError):
+        landing.stray_path(str(tmp_path), "flights", "../x.csv")
+
+
+def test_rejected_files_of_a_day_leave_reason_notes_out(tmp_path: Path) -> None:
+    folder = tmp_path / "rejected" / "flights"
+    folder.mkdir(parents=True)
+    for name in ("2013-03-01.abc.parquet", "2013-03-01.abc.parquet.reason.json"):
+        (folder / name).write_text("x")
+    assert landing.rejected_files(str(tmp_path), "flights", "2013-03-01") == [
+        str(folder / "2013-03-01.abc.parquet")
+    ]
