@@ -112,6 +112,16 @@ def _print_leaderboard(lake: str, day: str) -> None:
         )
 
 
+def cmd_feast_repo(args: argparse.Namespace) -> int:
+    """Render feature_store.yaml so Feast's CLI, UI and feature server use the pipeline's store."""
+    from ml_assets.feature_repo.config import REPO_DIR, write_repo
+
+    path = write_repo(Settings.from_env(), Path(args.dir) if args.dir else REPO_DIR)
+    print(f"wrote {path}")
+    print(f"  feast -c {path.parent} feature-views list | ui | serve")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Land a few weeks, build features for all of them, train and deploy for the last days."""
     import dagster as dg
@@ -144,6 +154,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             )
             runs += materialize(defs, instance, DAILY_JOB, days[-args.train_days :])
     ok = all(r.success for r in runs)
+    from ml_assets.feature_repo.config import write_repo
+
+    feast_yaml = write_repo(settings)
     current = ModelRegistry(base_path=settings.registry_base).current()
     print()
     print(
@@ -151,6 +164,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     print(f"  Dagster instance : {instance_dir}")
     print(f"  Lake             : {settings.lake_base}")
+    print(f"  Feast repo       : feast -c {feast_yaml.parent} feature-views list | ui | serve")
     _print_leaderboard(settings.lake_base, days[-1])
     print(
         f"  Deployed model   : {json.dumps(current) if current else 'none (the gate refused every candidate)'}"
@@ -409,6 +423,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--end", default="2013-02-28")
     p.add_argument("--train-days", type=int, default=3, help="days that get the whole graph")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("feast-repo", help="write feature_store.yaml for feast's CLI, UI, server")
+    p.add_argument("--dir", help="repo directory (default: ml_assets/feature_repo)")
+    p.set_defaults(func=cmd_feast_repo)
 
     p = sub.add_parser("metrics", help="serve Prometheus /metrics (and push when configured)")
     p.add_argument("--host", default="127.0.0.1")

@@ -73,11 +73,15 @@ def repo_objects(lake_base: str) -> dict[str, Any]:
             description=f"Join key {key} (see ml_assets.models.features.join_keys).",
         )  # fmt: skip
 
+    sources: dict[str, FileSource] = {}  # one per asset: both flight views share theirs
+
     def view(name, entity, fields, source_asset, timestamp, description) -> FeatureView:
-        source = FileSource(
-            name=f"{source_asset}_source", path=f"{base}/{source_asset}/*.parquet",
-            timestamp_field=timestamp,
-        )  # fmt: skip
+        source = sources.get(source_asset)
+        if source is None:
+            source = sources[source_asset] = FileSource(
+                name=f"{source_asset}_source", path=f"{base}/{source_asset}/*.parquet",
+                timestamp_field=timestamp,
+            )  # fmt: skip
         return FeatureView(
             name=name, entities=[entity], ttl=timedelta(days=VIEW_TTL_DAYS), schema=fields,
             source=source, online=True, description=description, tags=TEAM_TAGS,
