@@ -34,8 +34,7 @@ COPY --from=build /opt/venv /opt/venv
 COPY deploy/dagster.yaml /opt/dagster/dagster_home/dagster.yaml
 USER dagster
 WORKDIR /opt/dagster
-# Feast's duckdb offline store reads gs:// through duckdb's httpfs extension: fetch it at build time.
-RUN python -c "import duckdb; duckdb.connect().install_extension('httpfs')"
+# Feast's duckdb offline store reads gs:// through the lake's gcsfs filesystem (deploy/README.md).
 
 EXPOSE 4000
 CMD ["dagster", "code-server", "start", "--host", "0.0.0.0", "--port", "4000", "--module-name", "ml_assets.definitions", "--location-name", "ml_assets"]

@@ -37,7 +37,7 @@ class FeatureStoreResource(dg.ConfigurableResource):
 
             if self.config["online_store"]["type"] == "sqlite":
                 Path(self.config["online_store"]["path"]).parent.mkdir(parents=True, exist_ok=True)
-
+            register_lake_filesystem(self.lake_base)
             self._store = FeatureStore(config=RepoConfig(**self.config))
         return self._store
 
@@ -133,6 +133,7 @@ class FeatureStoreResource(dg.ConfigurableResource):
     def _writes(self, upkeep: Upkeep, days: list[str]) -> list[ViewWrite]:
         """What materializing ``days`` writes per view, read from the lake's Parquet sources."""
         import pandas as pd
+        from upath import UPath
 
         from ml_assets.feature_repo.definitions import view_sources
         from ml_assets.feature_repo.online_reader import entity_key_encoder
@@ -146,9 +147,8 @@ class FeatureStoreResource(dg.ConfigurableResource):
             asset, timestamp = sources[view.name]
             for day in days:
                 if (asset, day) not in cache:
-                    path = f"{base}/{asset}/{day}.parquet"
-                    columns = [*view.join_keys, timestamp]
-                    cache[(asset, day)] = pd.read_parquet(path, columns=columns)
+                    with UPath(f"{base}/{asset}/{day}.parquet").open("rb") as handle:
+                        cache[(asset, day)] = pd.read_parquet(handle)
                 frames.setdefault(view.name, []).append(cache[(asset, day)])
         timestamps = {name: timestamp for name, (_, timestamp) in sources.items()}
         encode = entity_key_encoder(self.store().config.entity_key_serialization_version)
@@ -249,6 +249,22 @@ class FeatureStoreResource(dg.ConfigurableResource):
                     f"features yet (materialize online_features first): {exc}"
                 ) from exc
             raise
+
+
+def register_lake_filesystem(lake_base: str) -> None:
+    """Feast's duckdb offline store reads the lake through ibis's default duckdb connection; on a
+    remote lake (``gs://``) give that connection the lake's own fsspec filesystem (gcsfs: the same
+    credentials, workload identity or ``STORAGE_EMULATOR_HOST``, as every other lake access)
+    instead of duckdb's httpfs, which needs HMAC keys and reaches no emulator."""
+    if "://" not in lake_base:
+        return
+    import fsspec
+    import ibis
+
+    connection = ibis.get_backend().con
+    protocol = lake_base.split("://", 1)[0]
+    if not connection.filesystem_is_registered(protocol):
+        connection.register_filesystem(fsspec.filesystem(protocol))
 
 
 def entity_row(flight_id: str) -> dict[str, Any]:
