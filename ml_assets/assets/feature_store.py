@@ -122,10 +122,28 @@ def build_feature_store_assets(settings: Settings) -> list:
         feature_store: FeatureStoreResource,
         feast_features: Frame,
     ) -> dg.AssetCheckResult:
-        from ml_assets.models.features import JOIN_KEYS, KEY, parity
         from ml_assets.resources.lake import concat_partitions
 
         rows = concat_partitions(feast_features)  # a range run: all of its days
+        result, served_days = _parity(feature_store, rows)
+        if not context.has_partition_key:  # a range run: every day gets its own evaluation
+            from ml_assets.checks.ranges import record_days
+
+            swept = dg.AssetCheckResult(
+                passed=True, description="none of the day's flights is served online any more"
+            )
+            record_days(
+                context,
+                {day: result if day in served_days else swept for day in context.partition_keys},
+            )
+        return result
+
+    def _parity(
+        feature_store: FeatureStoreResource, rows: Frame
+    ) -> tuple[dg.AssetCheckResult, set[str]]:
+        """The verdict on ``rows``' flights that online serving answers, and their days."""
+        from ml_assets.models.features import JOIN_KEYS, KEY, parity
+
         upkeep = feature_store.upkeep()
         cutoff = upkeep.cutoff()
         served = rows if cutoff is None else rows.loc[rows["prediction_ts"] >= cutoff]
@@ -136,7 +154,7 @@ def build_feature_store_assets(settings: Settings) -> list:
                 f"{cutoff:%Y-%m-%d %H:%M} UTC (the newest flight online minus the views' TTL) "
                 "were swept",
                 metadata={"flights_compared": 0, "served_from": str(cutoff)},
-            )
+            ), set()
         sample = served.sample(n=min(PARITY_SAMPLE, len(served)), random_state=settings.seed)
         online = feature_store.online(sample[KEY].tolist())
         offline = feature_store.historical(
@@ -176,6 +194,6 @@ def build_feature_store_assets(settings: Settings) -> list:
                     or "none"
                 ),
             },
-        )
+        ), set(served[KEY].str[:10])
 
     return [feast_features, online_features, check_parity_online_offline]

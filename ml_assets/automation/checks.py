@@ -39,7 +39,7 @@ def build_monitor_checks(settings: Settings) -> list[dg.AssetChecksDefinition]:
     def day_volume(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         if context.has_partition_key:
             return one_day(context, context.partition_key)
-        return join_results({day: one_day(context, day) for day in context.partition_keys})
+        return join_results({day: one_day(context, day) for day in context.partition_keys}, context)
 
     def one_day(context: dg.AssetCheckExecutionContext, day: str) -> dg.AssetCheckResult:
         before = previous_day(day)
@@ -158,7 +158,7 @@ def build_freshness_checks(settings: Settings) -> list[dg.AssetChecksDefinition]
 
             if context.has_partition_key:
                 return one_day(context.partition_key)
-            return join_results({day: one_day(day) for day in context.partition_keys})
+            return join_results({day: one_day(day) for day in context.partition_keys}, context)
 
         return _check
 

@@ -360,7 +360,7 @@ def build_contract_check(asset: str, settings: Settings) -> dg.AssetChecksDefini
             return evaluate_stored(asset, stored_frame, params, settings, stored)
 
         return over_days(
-            frame, one_day, context.partition_key if context.has_partition_key else None
+            frame, one_day, context.partition_key if context.has_partition_key else None, context
         )
 
     return _check

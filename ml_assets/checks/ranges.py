@@ -1,8 +1,11 @@
-"""Asset checks over a range run: one verdict per day, reported as one result.
+"""Asset checks over a range run: one verdict per day, each recorded under its partition, and
+one joined result.
 
-Dagster records a check of a range run without a partition, so the days' verdicts are joined:
-it fails if any day fails (ERROR if any day's failure is an ERROR), and its metadata lists each
-day's outcome.
+Dagster plans a partitioned check of a range run for every day of the range but records the
+step's result without a partition, which would leave every day "planned" (the UI shows the check
+as skipped). So each day's verdict is logged as that partition's evaluation, and the step's result
+joins them: it fails if any day fails (ERROR if any day's failure is an ERROR), and its metadata
+lists each day's outcome.
 """
 
 from collections.abc import Callable, Mapping
@@ -14,16 +17,45 @@ from ml_assets.resources.lake_ranges import PartitionFrames
 
 
 def over_days(
-    value: Any, evaluate: Callable[[str | None, Any], dg.AssetCheckResult], day: str | None
+    value: Any,
+    evaluate: Callable[[str | None, Any], dg.AssetCheckResult],
+    day: str | None,
+    context: dg.AssetCheckExecutionContext | None = None,
 ) -> dg.AssetCheckResult:
     """``evaluate(day, frame)`` once (daily run) or for each day of a range run, joined."""
     if not isinstance(value, PartitionFrames):
         return evaluate(day, value)
-    return join_results({key: evaluate(key, frame) for key, frame in value.items()})
+    return join_results({key: evaluate(key, frame) for key, frame in value.items()}, context)
 
 
-def join_results(results: Mapping[str, dg.AssetCheckResult]) -> dg.AssetCheckResult:
-    """One result for many days: passed only if every day passed, at the worst severity."""
+def record_days(
+    context: dg.AssetCheckExecutionContext, results: Mapping[str, dg.AssetCheckResult]
+) -> None:
+    """Log each day's verdict as the evaluation of that partition of the check."""
+    (spec,) = context.check_specs
+    for day, result in sorted(results.items()):
+        context.op_execution_context.log_event(
+            dg.AssetCheckEvaluation(
+                asset_key=spec.asset_key,
+                check_name=spec.name,
+                passed=result.passed,
+                metadata=result.metadata,
+                severity=result.severity,
+                description=result.description,
+                blocking=spec.blocking,
+                partition=day,
+            )  # fmt: skip
+        )
+
+
+def join_results(
+    results: Mapping[str, dg.AssetCheckResult],
+    context: dg.AssetCheckExecutionContext | None = None,
+) -> dg.AssetCheckResult:
+    """One result for many days: passed only if every day passed, at the worst severity; with
+    ``context``, each day's verdict is first recorded under its partition."""
+    if context is not None:
+        record_days(context, results)
     failed = {day: r for day, r in results.items() if not r.passed}
     errors = [r for r in failed.values() if r.severity == dg.AssetCheckSeverity.ERROR]
     severity = dg.AssetCheckSeverity.ERROR if errors or not failed else dg.AssetCheckSeverity.WARN
