@@ -24,7 +24,10 @@ from ml_assets.sources.landing import land
 # captured stderr goes with it: the test that ran stays named in RUNNING and every thread's stack
 # is written to CRASH (pyproject turns off pytest's own faulthandler); `.ci/run` prints both.
 # RUNNING is removed when the session ends normally.
-ARTIFACTS = Path(__file__).resolve().parent.parent / ".test-artifacts"
+ARTIFACTS = Path(
+    os.environ.get("ML_ASSETS_TEST_ARTIFACTS")  # bench/crash_loop.py: one folder per suite
+    or Path(__file__).resolve().parent.parent / ".test-artifacts"
+)
 RUNNING, CRASH = ARTIFACTS / "running-test", ARTIFACTS / "crash-traceback.txt"
 ARTIFACTS.mkdir(exist_ok=True)
 _crash_file = CRASH.open("w")
