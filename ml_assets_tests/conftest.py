@@ -34,6 +34,20 @@ _crash_file = CRASH.open("w")
 faulthandler.enable(file=_crash_file, all_threads=True)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Start from the signal dispositions an interactive shell gives. A background job (CI's
+    runner, ``cmd &``) inherits SIGINT ignored, and Dagster copies SIGINT's disposition to SIGTERM
+    whenever it restores its interrupt handlers (``dagster._utils.interrupts``): from then on
+    SIGTERM would be ignored by pytest and by every process it starts, which would make SIGTERM
+    tests (``ml-assets up``'s stop) wait out their grace period and SIGKILL instead."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def pytest_runtest_logstart(nodeid: str, location: tuple) -> None:
     RUNNING.write_text(nodeid + "\n")
 
