@@ -17,11 +17,13 @@ def write_atomic(path: UPath, data: bytes) -> None:
     """Write ``data`` so readers see the old file or the new one, never a partial one.
 
     Locally: temp file in the same folder, fsync, ``os.replace``. Object stores (GCS) publish an
-    object only once its upload completes, so a direct write is already atomic there. Temp files
-    of the same target left by a killed writer are removed once older than ``STALE_TEMP_S``.
+    object only once its upload completes, so a direct write is already atomic there; it goes as
+    one request (``pipe_file``: gcsfs's single-shot upload below 50 MiB), which the client can
+    resend whole after a reset or a 429/5xx, where a resumable upload's session may be gone. Temp
+    files of the same target left by a killed writer are removed once older than ``STALE_TEMP_S``.
     """
     if path.protocol not in LOCAL_PROTOCOLS:
-        path.write_bytes(data)
+        _upload(path, data)
         return
     folder = os.path.dirname(path.path)
     os.makedirs(folder, exist_ok=True)
@@ -36,6 +38,16 @@ def write_atomic(path: UPath, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
     sweep_stale_temps(path.path)
+
+
+def _upload(path: UPath, data: bytes) -> None:
+    """One-request upload; a refused one (gcsfs: plain ``OSError``, e.g. 403) names the object."""
+    try:
+        path.fs.pipe_file(path.path, data)
+    except OSError as exc:
+        if type(exc) is not OSError:  # resets, missing buckets, ...: as they are
+            raise
+        raise OSError(f"{path}: {exc}") from exc
 
 
 def sweep_stale_temps(target: str, older_than_s: float = STALE_TEMP_S) -> list[str]:

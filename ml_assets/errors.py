@@ -45,6 +45,7 @@ TRANSIENT_CLASSES = frozenset(
         ("sqlalchemy", "OperationalError"), ("sqlalchemy", "DisconnectionError"),
         ("smtplib", "SMTPServerDisconnected"), ("smtplib", "SMTPConnectError"),
         ("aiohttp", "ServerDisconnectedError"), ("aiohttp", "ClientConnectionError"),
+        ("aiohttp", "ClientPayloadError"),  # a reset mid-body (gcsfs: a cut GCS download)
         ("requests", "ConnectionError"), ("requests", "Timeout"), ("urllib3", "ProtocolError"),
         ("google", "RetryError"), ("google", "TransportError"),
     }

@@ -70,14 +70,13 @@ def read_quarantine(path: str) -> Any:
 
 
 def _read_parquet(path: UPath) -> Any:
+    """Fetch, then parse: a store fault (reset, 403) is raised as is, only bad bytes are corrupt."""
     import pandas as pd
     import pyarrow as pa
 
+    data = path.read_bytes()
     try:
-        with path.open("rb") as handle:
-            return pd.read_parquet(handle)
-    except FileNotFoundError:
-        raise
+        return pd.read_parquet(io.BytesIO(data))
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise CorruptLakeFile(
             f"lake file {path} is not readable Parquet (rule {CorruptLakeFile.rule}): {exc}"
