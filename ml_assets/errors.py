@@ -52,6 +52,13 @@ TRANSIENT_CLASSES = frozenset(
 )  # fmt: skip
 
 
+# Refused credentials: redis-py makes them a ConnectionError, but a wrong password never clears by
+# itself (a chain holding one is persistent: the step fails once and alerts).
+PERSISTENT_CLASSES = frozenset(
+    {("redis", "AuthenticationError"), ("redis", "AuthenticationWrongNumberOfArgsError")}
+)
+
+
 class TransientError(RuntimeError):
     """A fault expected to clear by itself (raise it to ask for a retry explicitly)."""
 
@@ -93,6 +100,8 @@ def _chain_is_transient(exc: BaseException) -> bool:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
+        if (type(current).__module__.split(".")[0], type(current).__name__) in PERSISTENT_CLASSES:
+            return False
         if _is_transient(current):
             return True
         current = current.__cause__ or (

@@ -6,9 +6,18 @@ import re
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=-]{0,199}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# ``password=...`` (Feast's and libpq's comma or space forms, quoted or not; also ``password: ...``
+# and ``'password': '...'`` of YAML and dict reprs) and the password of URL credentials
+# (``redis://:pw@h``, ``redis://user:pw@h``; up to the last ``@`` before the path).
 _SECRETS = (
-    (re.compile(r"(?i)(password|passwd|secret|token)=([^,;&\s'\"]+)"), r"\1=***"),
-    (re.compile(r"(?i)(://[^:/@\s]+):([^@/\s]+)@"), r"\1:***@"),
+    (
+        re.compile(
+            r"(?i)((?:password|passwd|secret|token)[\"']?\s*[=:]\s*)"
+            r"(\"[^\"]*\"|'[^']*'|[^,;&\s'\"}]+)"
+        ),
+        r"\1***",
+    ),
+    (re.compile(r"(?i)(://[^:/@\s]*):([^/\s]+)@"), r"\1:***@"),
 )
 
 
@@ -36,7 +45,7 @@ def safe_sha256(value: object, what: str = "model version") -> str:
 
 
 def redact(text: str) -> str:
-    """``text`` with ``password=...`` values and URL credentials masked."""
+    """``text`` with ``password=...`` values (quoted or not) and URL passwords masked."""
     for pattern, replacement in _SECRETS:
         text = pattern.sub(replacement, text)
     return text

@@ -13,6 +13,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CATALOG = Path(__file__).resolve().parent / "models" / "catalog.yaml"
 
 Environment = Literal["local", "ci", "prod"]
+REDIS_PASSWORD_ENV = "ML_ASSETS_REDIS_PASSWORD"  # bound as dg.EnvVar; never config, never logged
 
 AUTOMATION_ENV = {
     "ML_ASSETS_SMTP_HOST": "smtp_host",
@@ -49,7 +50,7 @@ STEP_TIMEOUTS = {"raw": 1800.0, "features": 3600.0, "training": 3600.0, "evaluat
 class Settings(BaseModel):
     """Everything that differs between environments; built once per code-location load."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, hide_input_in_errors=True)  # no secret in errors
 
     env: Environment = "local"
     landing_base: str = Field(description="Landing zone root (local dir or gs://bucket/prefix).")
@@ -98,7 +99,13 @@ class Settings(BaseModel):
     # Feature store (ml_assets/feature_repo): registry and sqlite file under the lake by default
     feast_project: str = "ml_assets"
     feast_online_store: Literal["sqlite", "redis"] = "sqlite"
-    redis_connection: str = "127.0.0.1:6379"
+    redis_connection: str = Field(
+        "127.0.0.1:6379",
+        description="Feast's 'host:port[,db=0,ssl=true]' or a redis:// URL, without a password.",
+    )
+    redis_auth: bool = Field(
+        False, description=f"Log in to Redis with {REDIS_PASSWORD_ENV} (bound as dg.EnvVar)."
+    )
     feast_registry: str = ""
     feast_sqlite_path: str = ""
 
@@ -189,6 +196,19 @@ class Settings(BaseModel):
         pairs = [item.split("=", 1) for item in value.split(",") if item.strip()]
         return STEP_TIMEOUTS | {group.strip(): float(seconds) for group, seconds in pairs}
 
+    @field_validator("redis_connection")
+    @classmethod
+    def _no_redis_password(cls, value: str) -> str:
+        """A password in the connection string would sit in plain resource config: refused."""
+        from ml_assets.security import redact
+
+        if redact(value) != value:
+            raise ValueError(
+                f"the Redis connection {redact(value)!r} holds a password: remove it and set "
+                f"{REDIS_PASSWORD_ENV} instead (secrets come only from the environment)"
+            )
+        return value
+
     @field_validator("smtp_recipients", mode="before")
     @classmethod
     def _split_recipients(cls, value: object) -> object:
@@ -214,6 +234,7 @@ class Settings(BaseModel):
         values["feast_registry"] = environ.get(
             "ML_ASSETS_FEAST_REGISTRY", f"{lake.rstrip('/')}/feast/registry.db"
         )
+        values["redis_auth"] = bool(environ.get(REDIS_PASSWORD_ENV))
         local_lake = "://" not in lake  # the SQLite online store needs a local file
         sqlite = f"{lake}/feast/online.db" if local_lake else str(root / ".feast" / "online.db")
         values["feast_sqlite_path"] = environ.get("ML_ASSETS_FEAST_SQLITE", sqlite)
@@ -253,6 +274,13 @@ class Settings(BaseModel):
         }
         values.update({field: environ[var] for var, field in overrides.items() if var in environ})
         return cls.model_validate(values)
+
+
+def secret(name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """A secret's value from the environment, for code outside Dagster's ``dg.EnvVar`` binding
+    (CLI, benchmarks); never store it in settings or config."""
+    environ = os.environ if environ is None else environ
+    return environ.get(name) or None
 
 
 NODE_NAME_ENV = "ML_ASSETS_NODE_NAME"

@@ -69,6 +69,7 @@ def _persistent() -> list[BaseException]:
         RegistryError("corrupt model"),
         UnsafeNameError("partition key '../x'"),
         redis.exceptions.ResponseError("WRONGTYPE"),
+        redis.exceptions.AuthenticationError("invalid username-password pair"),  # a ConnectionError
         smtplib.SMTPResponseException(550, b"5.1.1 no such user"),
         google.NotFound("no such bucket"),
         google.Forbidden("no access"),
@@ -83,14 +84,14 @@ def test_transient_faults(make: int) -> None:
     assert classify(exc) == TRANSIENT, exc
 
 
-@pytest.mark.parametrize("make", range(15))
+@pytest.mark.parametrize("make", range(16))
 def test_persistent_faults(make: int) -> None:
     exc = _persistent()[make]
     assert classify(exc) == PERSISTENT, exc
 
 
 def test_lists_are_fully_parametrized() -> None:
-    assert (len(_transient()), len(_persistent())) == (18, 15)
+    assert (len(_transient()), len(_persistent())) == (18, 16)
 
 
 def test_a_wrapped_transient_cause_is_transient() -> None:

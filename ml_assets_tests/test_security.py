@@ -141,6 +141,9 @@ def test_store_credentials_are_masked_in_errors() -> None:
     assert "s3cr3t" not in str(info.value)
     assert redact("postgresql://user:pw@db:5432/x") == "postgresql://user:***@db:5432/x"
     assert redact("token=abc&x=1") == "token=***&x=1"
+    assert redact("redis://:pw@h:6379/0") == "redis://:***@h:6379/0"
+    assert redact('h:6379,password="p,w",ssl=true') == "h:6379,password=***,ssl=true"
+    assert redact("{'password': 'pw', 'db': 0}") == "{'password': ***, 'db': 0}"
 
 
 def test_ui_and_metrics_bind_localhost_by_default(monkeypatch, tmp_path) -> None:

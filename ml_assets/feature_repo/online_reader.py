@@ -5,7 +5,9 @@ converts every value on each call; serving wants well under a millisecond per fl
 reader resolves the service's views once, then reads Feast's own online layout (SQLite tables
 ``<project>_<view>``, or one Redis hash per entity key) with Feast's key encoders, so it sees
 exactly what ``materialize`` wrote, and decodes whole columns at once. A test pins it to
-``get_online_features`` on both stores.
+``get_online_features`` on both stores. A connection that breaks mid-request is retried once,
+the whole request, on a fresh connection; a second break raises: no row mixes two attempts or
+serves part of a reply.
 """
 
 from __future__ import annotations
@@ -47,11 +49,18 @@ class OnlineBatch:
 
 # Per view: raw value columns (feature -> one bytes-or-None per key) and one event time per key.
 Raw = tuple[dict[str, list[bytes | None]], list[dt.datetime | None]]
+# Views sharing join keys, and the (distinct, encoded) keys to read for them.
+Group = tuple[list[ViewSpec], list[bytes]]
 
 
 class _Backend(Protocol):
-    def read(self, views: list[ViewSpec], keys: list[bytes]) -> list[Raw]:
-        """For views sharing join keys: per view, the raw columns and event times of ``keys``."""
+    def read(self, groups: list[Group]) -> list[list[Raw]]:
+        """Per group, per view: the raw columns and event times of the group's keys (one round
+        trip for all groups where the store allows it)."""
+
+    def recover(self, exc: BaseException) -> bool:
+        """After a failed read: True when ``exc`` broke a connection, now dropped, so one retry
+        on a fresh connection may succeed."""
 
 
 def decode_value(raw: bytes | None) -> Any:
@@ -74,9 +83,12 @@ def decode_value(raw: bytes | None) -> Any:
 
 
 def decode_column(raw: list[bytes | None]) -> np.ndarray | list[Any]:
-    """A column of serialized values: float64 array when all are doubles, else Python values."""
+    """A column of serialized values: float64 array when all are doubles, else Python values
+    (one value, as serving reads: a list, cheaper than an array)."""
     import numpy as np
 
+    if len(raw) == 1:
+        return [decode_value(raw[0])]
     if raw and all(v is not None and len(v) == 9 and v[0] == _DOUBLE for v in raw):
         record = np.dtype([("tag", "u1"), ("value", "<f8")])
         return np.frombuffer(b"".join(raw), dtype=record)["value"].copy()
@@ -98,6 +110,7 @@ class OnlineFeatureReader:
         self._encode = key_encoder
         self._key_sources = key_sources or {}
         self._groups: dict[tuple[str, ...], list[ViewSpec]] = {}
+        self.retries = 0  # requests retried after a broken connection
         for view in views:
             self._groups.setdefault(view.join_keys, []).append(view)
 
@@ -128,9 +141,20 @@ class OnlineFeatureReader:
     def read(self, entity_rows: list[dict[str, Any]]) -> OnlineBatch:
         """Every service feature for each entity row (keyed by the views' join keys).
 
-        Views whose join keys the rows carry are read first; the others once a served feature
-        has provided their key (``key_sources``).
+        A broken connection (reset, reply cut short) retries the whole request once on a fresh
+        connection; a second failure raises (the resource makes it a ``FeatureStoreError``).
         """
+        try:
+            return self._read(entity_rows)
+        except Exception as exc:
+            if not self._backend.recover(exc):
+                raise
+            self.retries += 1
+        return self._read(entity_rows)
+
+    def _read(self, entity_rows: list[dict[str, Any]]) -> OnlineBatch:
+        """One attempt: views whose join keys the rows carry first, the others once a served
+        feature has provided their key (``key_sources``)."""
         n = len(entity_rows)
         columns: dict[str, Any] = {}
         stamps: list[list[dt.datetime]] = [[] for _ in range(n)]
@@ -142,6 +166,7 @@ class OnlineFeatureReader:
             if not ready:
                 wanted = sorted({key for k in pending for key in k} - given)
                 raise KeyError(f"entity rows lack join keys {wanted} (given: {sorted(given)})")
+            groups, spreads = [], []
             for join_keys in ready:
                 views = pending.pop(join_keys)
                 slot: dict[tuple[Any, ...], int] = {}  # each distinct key is read once
@@ -149,11 +174,14 @@ class OnlineFeatureReader:
                     slot.setdefault(self._key_values(join_keys, entity_rows, columns, i), len(slot))
                     for i in range(n)
                 ]
-                keys = [self._encode(join_keys, values) for values in slot]
-                read = self._backend.read(views, keys)
+                groups.append((views, [self._encode(join_keys, values) for values in slot]))
+                spreads.append(at)
+            for (views, keys), at, read in zip(
+                groups, spreads, self._backend.read(groups), strict=True
+            ):
                 for view, (raw, event_ts) in zip(views, read, strict=True):
                     for feature in view.features:
-                        columns[feature] = _take(decode_column(raw[feature]), at, len(slot))
+                        columns[feature] = _take(decode_column(raw[feature]), at, len(keys))
                     for i, j in enumerate(at):
                         stamp = event_ts[j]
                         if stamp is None:
@@ -257,10 +285,15 @@ class _SqliteBackend:
         )
         self._project = project
 
-    def read(self, views: list[ViewSpec], keys: list[bytes]) -> list[Raw]:
+    def read(self, groups: list[Group]) -> list[list[Raw]]:
         return [
-            _concat([self._read_view(v, keys[i : i + _CHUNK]) for i in range(0, len(keys), _CHUNK)])
-            for v in views
+            [
+                _concat(
+                    [self._read_view(v, keys[i : i + _CHUNK]) for i in range(0, len(keys), _CHUNK)]
+                )
+                for v in views
+            ]
+            for views, keys in groups
         ]
 
     def _read_view(self, view: ViewSpec, keys: list[bytes]) -> Raw:
@@ -281,6 +314,9 @@ class _SqliteBackend:
                 event_ts[i] = stamp
         parsed = {s: parse_sqlite_ts(s) for s in set(event_ts)}
         return raw, [parsed[s] for s in event_ts]
+
+    def recover(self, exc: BaseException) -> bool:
+        return False  # a local file: nothing to reconnect
 
 
 _CHUNK = 10000  # keys per statement, well under SQLite's bound-variable limit
@@ -309,24 +345,40 @@ class _RedisBackend:
     def __init__(self, store_config: Any, project: str) -> None:
         from feast.infra.online_stores.helpers import _mmh3
         from feast.infra.online_stores.redis import RedisOnlineStore
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
         self._client = RedisOnlineStore()._get_client(store_config)  # Feast's own client set-up
+        # Serving retries once itself (``recover``): redis-py's own 3 retries with seconds of
+        # backoff would hold a request far past its latency budget.
+        self._client.set_retry(Retry(NoBackoff(), 0))
         self._suffix = project.encode()
         self._hash = _mmh3
         self._view_fields: dict[str, list[bytes]] = {}
 
-    def read(self, views: list[ViewSpec], keys: list[bytes]) -> list[Raw]:
-        """One HMGET per entity for all views: Feast keeps an entity's views in one hash."""
-        fields: list[bytes] = []
-        for view in views:
-            fields += self._fields(view)
-        if len(keys) == 1:
-            replies = [self._client.hmget(keys[0] + self._suffix, fields)]
+    def read(self, groups: list[Group]) -> list[list[Raw]]:
+        """One HMGET per entity for all of its views (Feast keeps them in one hash), every group's
+        in one pipeline: one round trip."""
+        commands = []
+        for views, keys in groups:
+            fields = [f for view in views for f in self._fields(view)]
+            commands += [(key + self._suffix, fields) for key in keys]
+        if len(commands) == 1:
+            replies = [self._client.hmget(*commands[0])]
         else:
             with self._client.pipeline(transaction=False) as pipe:
-                for key in keys:
-                    pipe.hmget(key + self._suffix, fields)
+                for key, fields in commands:
+                    pipe.hmget(key, fields)
                 replies = pipe.execute()
+        _check_complete(replies, [len(fields) for _, fields in commands])
+        out, start = [], 0
+        for views, keys in groups:
+            out.append(self._split(views, replies[start : start + len(keys)]))
+            start += len(keys)
+        return out
+
+    def _split(self, views: list[ViewSpec], replies: list[list[bytes | None]]) -> list[Raw]:
+        """A group's HMGET replies cut back into its views' raw columns and event times."""
         out: list[Raw] = []
         start = 0
         for view in views:
@@ -340,6 +392,21 @@ class _RedisBackend:
             start = end + 1
         return out
 
+    def recover(self, exc: BaseException) -> bool:
+        """A reset, a timeout or a reply cut short (redis-py raises for any of them and drops that
+        connection); idle pooled connections are dropped too, so the retry connects afresh.
+        A refused login is no connection fault."""
+        import redis
+
+        if isinstance(exc, redis.AuthenticationError) or not isinstance(
+            exc, redis.ConnectionError | redis.TimeoutError
+        ):
+            return False
+        pool = getattr(self._client, "connection_pool", None)  # a cluster has one per node
+        if pool is not None:
+            pool.disconnect(inuse_connections=False)
+        return True
+
     def _fields(self, view: ViewSpec) -> list[bytes]:
         """The view's hash fields: mmh3("<view>:<feature>") per feature, then "_ts:<view>"."""
         fields = self._view_fields.get(view.name)
@@ -348,6 +415,17 @@ class _RedisBackend:
             fields.append(f"_ts:{view.name}".encode())
             self._view_fields[view.name] = fields
         return fields
+
+
+def _check_complete(replies: list[Any], fields: list[int]) -> None:
+    """Every command answered with every field asked, or the read fails (as a broken connection
+    would): a short reply never becomes a row."""
+    if len(replies) != len(fields) or any(
+        r is None or len(r) != n for r, n in zip(replies, fields, strict=True)
+    ):
+        import redis
+
+        raise redis.ConnectionError(f"incomplete reply: {len(replies)} of {len(fields)} commands")
 
 
 def parse_redis_ts(raw: bytes | None) -> dt.datetime | None:

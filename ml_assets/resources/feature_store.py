@@ -6,7 +6,9 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
+
+from ml_assets.security import redact
 
 if TYPE_CHECKING:
     import feast
@@ -21,10 +23,14 @@ class FeatureStoreError(RuntimeError):
 
 
 class FeatureStoreResource(dg.ConfigurableResource):
-    """Wraps ``feast.FeatureStore`` built from ``store_config`` (see feature_repo/config.py)."""
+    """Wraps ``feast.FeatureStore`` built from ``store_config`` (see feature_repo/config.py); a
+    Redis password is only ``redis_password``, bound to ``dg.EnvVar``, never in ``config``."""
 
     config: dict[str, Any]
     lake_base: str
+    redis_password: str | None = Field(
+        None, description='Bind dg.EnvVar("ML_ASSETS_REDIS_PASSWORD"), never a literal.', repr=False
+    )
     _store: Any = PrivateAttr(default=None)
     _reader: Any = PrivateAttr(default=None)
 
@@ -38,8 +44,36 @@ class FeatureStoreResource(dg.ConfigurableResource):
             if self.config["online_store"]["type"] == "sqlite":
                 Path(self.config["online_store"]["path"]).parent.mkdir(parents=True, exist_ok=True)
             register_lake_filesystem(self.lake_base)
-            self._store = FeatureStore(config=RepoConfig(**self.config))
+            try:
+                config = RepoConfig(**self._feast_config())
+            except ValueError as exc:  # pydantic echoes its input: mask it, chain nothing
+                raise FeatureStoreError(f"bad feature store config: {redact(str(exc))}") from None
+            self._store = FeatureStore(config=config)
         return self._store
+
+    def _feast_config(self) -> dict[str, Any]:
+        """``config`` with the Redis password appended for Feast's client (JSON-quoted: Feast
+        JSON-parses each value, which would turn '123' into a number)."""
+        import json
+
+        online, password = self.config["online_store"], self._password()
+        if not password or online.get("type") != "redis":
+            return self.config
+        if "," in password:
+            raise FeatureStoreError(
+                "the Redis password holds ',' (Feast's connection string splits on it)"
+            )
+        connection = f"{online['connection_string']},password={json.dumps(password)}"
+        return {**self.config, "online_store": {**online, "connection_string": connection}}
+
+    def _password(self) -> str | None:
+        """The bound password; outside a Dagster run (CLI, benchmarks) its EnvVar is read here."""
+        value = self.redis_password
+        if isinstance(value, dg.EnvVar):
+            from ml_assets.settings import secret
+
+            return secret(value.env_var_name)
+        return value
 
     def apply(self) -> None:
         """Register the repo's objects (idempotent)."""
@@ -82,7 +116,8 @@ class FeatureStoreResource(dg.ConfigurableResource):
         """Load feature rows stamped in [start, end) into the online store, replacing what
         ``days`` wrote before (corrections reach serving; a newer day's rows stay), then sweep
         rows past the views' TTL (``feature_repo/online_upkeep.py``). Idempotent."""
-        try:
+
+        def run() -> UpkeepReport | None:
             upkeep = self.upkeep()
             report = upkeep.prepare(self._writes(upkeep, days)) if days else None
             self.store().materialize(start_date=start, end_date=end)
@@ -90,10 +125,8 @@ class FeatureStoreResource(dg.ConfigurableResource):
                 upkeep.restore(report)
             upkeep.sweep(report)
             return report
-        except ConnectionError as exc:
-            raise FeatureStoreError(
-                f"online store unreachable ({_safe(self.config['online_store'])}): {exc}"
-            ) from exc
+
+        return self._guard(run, reading=False)
 
     def upkeep(self) -> Upkeep:
         """Corrections and TTL sweeps of the online store, over the service's views."""
@@ -160,10 +193,35 @@ class FeatureStoreResource(dg.ConfigurableResource):
             from ml_assets.feature_repo.definitions import KEY_SOURCES, SERVICE
             from ml_assets.feature_repo.online_reader import OnlineFeatureReader
 
-            self._reader = self._guard(
-                lambda: OnlineFeatureReader.for_service(self.store(), SERVICE, KEY_SOURCES)
-            )
+            def build() -> OnlineFeatureReader:
+                refused = self._login_error()  # fail at once, not on the first prediction
+                if refused is not None:
+                    raise refused
+                return OnlineFeatureReader.for_service(self.store(), SERVICE, KEY_SOURCES)
+
+            self._reader = self._guard(build)
         return self._reader
+
+    def _login_error(self) -> BaseException | None:
+        """Redis: the error of a refused login, from one PING without redis-py's retries (they
+        wait 10 s on a refused login); None when it logs in, or fails for another reason."""
+        try:
+            config = self.store().config
+            if config.online_store.type != "redis":
+                return None
+            from feast.infra.online_stores.redis import RedisOnlineStore
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
+
+            client = RedisOnlineStore()._get_client(config.online_store)
+            client.set_retry(Retry(NoBackoff(), 0))
+            try:
+                client.ping()
+            finally:
+                client.close()
+        except Exception as exc:
+            return exc if _is_auth_error(exc) else None
+        return None
 
     def online(self, flight_ids: list[str]) -> pd.DataFrame:
         """Online features per flight with the newest event time; unknown flights raise."""
@@ -234,21 +292,37 @@ class FeatureStoreResource(dg.ConfigurableResource):
         )
         return pd.DataFrame(response.to_dict(include_event_timestamps=True))
 
-    def _guard(self, call: Any) -> Any:
-        """Run an online-store call; an unreachable store becomes a clear FeatureStoreError."""
+    def _guard(self, call: Any, reading: bool = True) -> Any:
+        """Run an online-store call; a refused login, an unreachable store or (``reading``) an
+        empty one becomes a clear FeatureStoreError naming the store, secrets masked."""
         try:
             return call()
         except Exception as exc:
-            if _is_connection_error(exc):
-                raise FeatureStoreError(
-                    f"online store unreachable ({_safe(self.config['online_store'])}): {exc}"
-                ) from exc
-            if "unable to open database file" in str(exc) or "no such table" in str(exc):
-                raise FeatureStoreError(
-                    f"online store {_safe(self.config['online_store'])} holds no materialized "
-                    f"features yet (materialize online_features first): {exc}"
-                ) from exc
-            raise
+            error = self._store_error(exc, reading)
+            if error is None:
+                raise
+            raise error from exc
+
+    def _store_error(self, exc: BaseException, reading: bool) -> FeatureStoreError | None:
+        from ml_assets.settings import REDIS_PASSWORD_ENV
+
+        store = _safe(self.config["online_store"])
+        if not (reading or self._password() or _is_auth_error(exc)) and _is_connection_error(exc):
+            # A server closes the connection of a client that never logged in on a long command
+            # (Feast's writes): ask with a PING whether a password is missing. Serving asked
+            # when its reader was built, and a sent password is refused at connect.
+            exc = self._login_error() or exc
+        if _is_auth_error(exc):
+            what = f"refused the login (wrong or missing {REDIS_PASSWORD_ENV})"
+        elif _is_connection_error(exc):
+            what = "unreachable"
+        elif reading and (
+            "unable to open database file" in str(exc) or "no such table" in str(exc)
+        ):
+            what = "holds no materialized features yet (materialize online_features first)"
+        else:
+            return None
+        return FeatureStoreError(redact(f"online store {what} ({store}): {exc}"))
 
 
 def register_lake_filesystem(lake_base: str) -> None:
@@ -276,12 +350,24 @@ def entity_row(flight_id: str) -> dict[str, Any]:
 
 
 def _safe(online_store: dict[str, Any]) -> dict[str, Any]:
-    """The online store config without secrets (passwords in Redis connection strings)."""
+    """The online store config with secrets masked, whatever the connection string's form
+    (``password=...``, ``redis://:pw@host``, ``redis://user:pw@host``)."""
     connection = online_store.get("connection_string")
     if not connection:
         return online_store
-    parts = [p for p in str(connection).split(",") if not p.strip().startswith("password")]
-    return {**online_store, "connection_string": ",".join(parts)}
+    return {**online_store, "connection_string": redact(str(connection))}
+
+
+def _is_auth_error(exc: BaseException | None) -> bool:
+    """Redis refused the credentials (``WRONGPASS``, ``NOAUTH``, or a long command from a client
+    that never logged in: 'unauthenticated multibulk length'): persistent, never retried."""
+    while exc is not None:
+        if type(exc).__name__ in {"AuthenticationError", "AuthenticationWrongNumberOfArgsError"}:
+            return True
+        if str(exc).startswith(("NOAUTH", "WRONGPASS", "Protocol error: unauthenticated")):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _is_connection_error(exc: BaseException) -> bool:
@@ -296,6 +382,13 @@ def _is_connection_error(exc: BaseException) -> bool:
 
 
 def build_feature_store(settings: Any) -> FeatureStoreResource:
+    """The resource for ``settings``; a Redis password only as ``dg.EnvVar`` (the UI shows its
+    name, never its value)."""
     from ml_assets.feature_repo.config import store_config
+    from ml_assets.settings import REDIS_PASSWORD_ENV
 
-    return FeatureStoreResource(config=store_config(settings), lake_base=settings.lake_base)
+    redis = settings.feast_online_store == "redis" and settings.redis_auth
+    password = {"redis_password": dg.EnvVar(REDIS_PASSWORD_ENV)} if redis else {}
+    return FeatureStoreResource(
+        config=store_config(settings), lake_base=settings.lake_base, **password
+    )
