@@ -8,9 +8,11 @@ values of the entity views (carrier, route, ...) back over a newer day's. Around
 
 1. :func:`plan` reads, per view, the keys the range writes and their newest event time from the
    lake's Parquet (what Feast's offline store reads);
-2. :meth:`Upkeep.prepare` removes the rows stored at an event time not newer than the range's
-   (a correction replaces them) and keeps aside rows stored newer (written back afterwards by
-   :meth:`Upkeep.restore`, for stores that overwrite them);
+2. :meth:`Upkeep.prepare` lets Feast rewrite rows stored at the same event time as the range's
+   (a correction: on Redis their stored time is moved back by a microsecond, so Feast overwrites
+   them in place and serving never sees a gap) and keeps aside rows stored newer (written back
+   afterwards by :meth:`Upkeep.restore`, for stores that overwrite them); rows stored older are
+   overwritten by Feast anyway;
 3. :meth:`Upkeep.sweep` removes every row older than the newest flight online minus the views'
    TTL: what no prediction from now on can use.
 """
@@ -54,7 +56,7 @@ class UpkeepReport:
 
 class _Store(Protocol):
     def stored_ts(self, view: ViewSpec, keys: list[bytes]) -> list[dt.datetime | None]: ...
-    def delete(self, view: ViewSpec, keys: list[bytes]) -> None: ...
+    def allow_rewrite(self, view: ViewSpec, keys: list[bytes], at: list[dt.datetime]) -> None: ...
     def save(self, view: ViewSpec, keys: list[bytes]) -> Any: ...
     def restore(self, saved: Any) -> None: ...
     def sweep(self, views: Sequence[ViewSpec], cutoff: dt.datetime) -> int: ...
@@ -109,21 +111,17 @@ class Upkeep:
         return cls(backend, views, ttl)
 
     def prepare(self, writes: Sequence[ViewWrite]) -> UpkeepReport:
-        """Before materializing: clear what the range replaces, keep aside what is newer."""
+        """Before materializing: open the rows the range corrects to Feast's write, keep aside
+        what is newer. Nothing is deleted, so serving reads a value throughout."""
         report, saved = UpkeepReport(), []
         for write in writes:
             stored = self._store.stored_ts(write.view, write.keys)
-            replaced = [
-                k
-                for k, s, t in zip(write.keys, stored, write.event_ts, strict=True)
-                if s and s <= t
-            ]
-            newer = [
-                k for k, s, t in zip(write.keys, stored, write.event_ts, strict=True) if s and s > t
-            ]
-            self._store.delete(write.view, replaced)
+            rows = list(zip(write.keys, stored, write.event_ts, strict=True))
+            same = [(k, t) for k, s, t in rows if s is not None and s == t]
+            newer = [k for k, s, t in rows if s is not None and s > t]
+            self._store.allow_rewrite(write.view, [k for k, _ in same], [t for _, t in same])
             saved.append(self._store.save(write.view, newer))
-            report.replaced += len(replaced)
+            report.replaced += len(same)
             report.kept_newer += len(newer)
         report.saved = saved
         return report
@@ -203,17 +201,8 @@ class _SqliteStore:
                 )
         return [parse_sqlite_ts(found.get(k)) for k in keys]
 
-    def delete(self, view: ViewSpec, keys: list[bytes]) -> None:
-        if not keys:
-            return
-        with self._connect() as connection:
-            for i in range(0, len(keys), _CHUNK):
-                chunk = keys[i : i + _CHUNK]
-                connection.execute(
-                    f"DELETE FROM {self._table(view)} "
-                    f"WHERE entity_key IN ({','.join('?' * len(chunk))})",
-                    chunk,
-                )
+    def allow_rewrite(self, view: ViewSpec, keys: list[bytes], at: list[dt.datetime]) -> None:
+        return None  # Feast's SQLite store upserts whatever the stored event time
 
     def save(self, view: ViewSpec, keys: list[bytes]) -> Any:
         """Feast's SQLite store overwrites regardless of event time: copy the newer rows."""
@@ -311,14 +300,20 @@ class _RedisStore:
                 pipe.hget(key + self._suffix, self._ts(view))
             return [parse_redis_ts(raw) for raw in pipe.execute()]
 
-    def delete(self, view: ViewSpec, keys: list[bytes]) -> None:
-        """Remove the view's fields of each key (the hash goes once it has no field left)."""
+    def allow_rewrite(self, view: ViewSpec, keys: list[bytes], at: list[dt.datetime]) -> None:
+        """Move each row's stored event time a microsecond back: Feast's Redis store then writes
+        the same-time correction over it, in place (it skips writes not newer than the stored)."""
         if not keys:
             return
-        fields = self._fields(view)
+        from google.protobuf.timestamp_pb2 import Timestamp
+
         with self._client.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.hdel(key + self._suffix, *fields)
+            for key, stamp in zip(keys, at, strict=True):
+                earlier = Timestamp()
+                earlier.FromDatetime(
+                    (stamp - dt.timedelta(microseconds=1)).astimezone(dt.UTC).replace(tzinfo=None)
+                )
+                pipe.hset(key + self._suffix, self._ts(view), earlier.SerializeToString())
             pipe.execute()
 
     def save(self, view: ViewSpec, keys: list[bytes]) -> Any:

@@ -118,3 +118,31 @@ def test_rows_past_the_ttl_are_swept(store) -> None:
         a, b = lean[column], sdk.loc[lean.index, column]
         assert ((a == b) | (a.isna() & b.isna())).all(), column
     assert upkeep.sweep() == 0  # nothing left to sweep
+
+
+def test_serving_reads_a_value_throughout_a_materialization(store) -> None:
+    """Between the upkeep's preparation and Feast's write nothing is missing: the next day's
+    materialization and a same-day correction both replace rows in place."""
+    online, base = store
+    _materialize(online, BEFORE)
+    flight = pd.read_parquet(base / "feast_features" / f"{BEFORE}.parquet").iloc[11][KEY]
+    upkeep = online.upkeep()
+    report = upkeep.prepare(online._writes(upkeep, [DAY]))  # the next day, not yet written
+    during = online.online_rows([_entity(base, BEFORE, flight)])
+    assert during.missing_views == [()]
+    online.store().materialize(*online_window(DAY, 2.0))
+    upkeep.restore(report)
+
+    _edit(base, "feast_features", BEFORE, (KEY, flight), "wx_temp", -40.0)
+    report = upkeep.prepare(online._writes(upkeep, [BEFORE]))  # a correction, same event times
+    assert report.replaced > 0
+    during = online.online([flight]).iloc[0]
+    assert during["wx_temp"] != -40.0 and not pd.isna(during["wx_temp"])
+    online.store().materialize(*online_window(BEFORE, 2.0))
+    upkeep.restore(report)
+    assert online.online([flight]).iloc[0]["wx_temp"] == -40.0
+
+
+def _entity(base: Path, day: str, flight: str) -> dict:
+    rows = pd.read_parquet(base / "feast_features" / f"{day}.parquet").set_index(KEY)
+    return {KEY: flight} | {k: rows.loc[flight, k] for k in _keys(rows.loc[flight])}
