@@ -22,12 +22,16 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import sys
 import tempfile
 import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from backfill import machine_cpu  # noqa: E402  (bench/ is on the path above)
 
 FIRST, SERVED, OTHER = "2013-01-01", "2013-01-15", "2013-01-16"
 HISTORY_DAYS = 14
@@ -142,6 +146,7 @@ def bench(settings: Any, flights: list[str], args: argparse.Namespace) -> None:
         writer.start()
     load_before = os.getloadavg()
     if args.threads:
+        cpu_before = machine_cpu()
         results = _thread_clients(settings, flights, args, start)
     else:
         clients = [
@@ -152,16 +157,17 @@ def bench(settings: Any, flights: list[str], args: argparse.Namespace) -> None:
         for client in clients:
             client.start()
         time.sleep(args.warmup_s)  # spawned clients import, connect and warm up
+        cpu_before = machine_cpu()
         start.set()
         results = [out.get() for _ in clients]
         for client in clients:
             client.join()
-    load_after = os.getloadavg()
+    load_after, cpu_s = os.getloadavg(), machine_cpu() - cpu_before
     stop.set()
     runs = done.get() if args.other != "none" else []
     if args.other != "none":
         writer.join()
-    report(results, runs, args, load_before, load_after)
+    report(results, runs, args, load_before, load_after, cpu_s)
 
 
 def _thread_clients(
@@ -186,7 +192,9 @@ def _thread_clients(
     return results
 
 
-def report(results: list[dict], runs: list, args: argparse.Namespace, before, after) -> None:
+def report(
+    results: list[dict], runs: list, args: argparse.Namespace, before, after, cpu_s: float
+) -> None:
     import numpy as np
 
     latencies = np.concatenate([r["latencies"] for r in results]) * 1000
@@ -205,7 +213,8 @@ def report(results: list[dict], runs: list, args: argparse.Namespace, before, af
     )
     print(
         f"  throughput {len(latencies) / (ended - began):,.0f} predictions/s "
-        f"({len(latencies):,} in {ended - began:.1f} s)"
+        f"({len(latencies):,} in {ended - began:.1f} s wall; machine CPU {cpu_s:.1f} s of "
+        f"{(ended - began) * (os.cpu_count() or 1):.1f} s available, clients + materializer + Redis)"
     )
     print(
         f"  latency p50 {p50:.2f} ms  p99 {p99:.2f} ms  max {latencies.max():.1f} ms "

@@ -47,11 +47,11 @@ class Step:
 
     @property
     def cpus(self) -> float:
-        return _quantity(k8s.PROFILES[self.profile]["requests"]["cpu"])
+        return k8s.quantity(k8s.PROFILES[self.profile]["requests"]["cpu"])
 
     @property
     def gpus(self) -> float:
-        return _quantity(k8s.PROFILES[self.profile]["requests"].get("nvidia.com/gpu", "0"))
+        return k8s.quantity(k8s.PROFILES[self.profile]["requests"].get("nvidia.com/gpu", "0"))
 
 
 @dataclass(frozen=True)
@@ -97,11 +97,6 @@ class Plan:
     @property
     def steps(self) -> int:
         return sum(len(r.steps) for r in self.runs)
-
-
-def _quantity(value: str) -> float:
-    """Kubernetes CPU/GPU quantity (``500m``, ``2``) as a number of cores/devices."""
-    return float(value[:-1]) / 1000 if value.endswith("m") else float(value)
 
 
 def _chunks(days: Sequence[str], size: int | None) -> list[tuple[str, ...]]:

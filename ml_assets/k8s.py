@@ -93,10 +93,15 @@ def per_step_config(timeouts: dict[str, float], grace_s: int) -> dict[str, dict[
     }
 
 
+def quantity(value: str) -> float:
+    """Kubernetes CPU/GPU quantity (``500m``, ``2``) as a number of cores/devices."""
+    value = str(value)
+    return float(value[:-1]) / 1000 if value.endswith("m") else float(value)
+
+
 def threads(profile: str) -> int:
     """Threads a step of ``profile`` trains with: its CPU request, rounded up."""
-    cpu = str(PROFILES[profile]["requests"]["cpu"])
-    return max(1, math.ceil(int(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu)))
+    return max(1, math.ceil(quantity(PROFILES[profile]["requests"]["cpu"])))
 
 
 def training_threads(profile: str, settings: Settings) -> int:

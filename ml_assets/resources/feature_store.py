@@ -33,6 +33,7 @@ class FeatureStoreResource(dg.ConfigurableResource):
     )
     _store: Any = PrivateAttr(default=None)
     _reader: Any = PrivateAttr(default=None)
+    _upkeep: Any = PrivateAttr(default=None)
 
     def store(self) -> feast.FeatureStore:
         if self._store is None:
@@ -129,13 +130,15 @@ class FeatureStoreResource(dg.ConfigurableResource):
         return self._guard(run, reading=False)
 
     def upkeep(self) -> Upkeep:
-        """Corrections and TTL sweeps of the online store, over the service's views."""
-        from ml_assets.feature_repo.definitions import SERVICE
-        from ml_assets.feature_repo.online_reader import service_views
-        from ml_assets.feature_repo.online_upkeep import Upkeep
+        """Corrections and TTL sweeps of the online store, over the service's views (built once)."""
+        if self._upkeep is None:
+            from ml_assets.feature_repo.definitions import SERVICE
+            from ml_assets.feature_repo.online_reader import service_views
+            from ml_assets.feature_repo.online_upkeep import Upkeep
 
-        store = self.store()
-        return Upkeep.for_store(store, service_views(store, SERVICE))
+            store = self.store()
+            self._upkeep = Upkeep.for_store(store, service_views(store, SERVICE))
+        return self._upkeep
 
     def comparable(self, rows: pd.DataFrame, features: Any) -> pd.DataFrame:
         """Per flight of ``rows`` (feast_features rows) and feature: is the online row of its view
@@ -165,12 +168,12 @@ class FeatureStoreResource(dg.ConfigurableResource):
 
     def _writes(self, upkeep: Upkeep, days: list[str]) -> list[ViewWrite]:
         """What materializing ``days`` writes per view, read from the lake's Parquet sources."""
-        import pandas as pd
         from upath import UPath
 
         from ml_assets.feature_repo.definitions import view_sources
         from ml_assets.feature_repo.online_reader import entity_key_encoder
         from ml_assets.feature_repo.online_upkeep import plan
+        from ml_assets.resources.lake import load_object
 
         base = self.lake_base.rstrip("/")
         sources = view_sources()
@@ -180,8 +183,7 @@ class FeatureStoreResource(dg.ConfigurableResource):
             asset, timestamp = sources[view.name]
             for day in days:
                 if (asset, day) not in cache:
-                    with UPath(f"{base}/{asset}/{day}.parquet").open("rb") as handle:
-                        cache[(asset, day)] = pd.read_parquet(handle)
+                    cache[(asset, day)] = load_object(UPath(f"{base}/{asset}/{day}"))
                 frames.setdefault(view.name, []).append(cache[(asset, day)])
         timestamps = {name: timestamp for name, (_, timestamp) in sources.items()}
         encode = entity_key_encoder(self.store().config.entity_key_serialization_version)

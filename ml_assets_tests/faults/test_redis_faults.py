@@ -4,8 +4,6 @@ survives connection resets (client retries, then step retries) and the features 
 from __future__ import annotations
 
 import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +19,7 @@ from ml_assets.models.prepare import prepare_flights, prepare_planes, prepare_we
 from ml_assets.resources.lake import dump_object
 from ml_assets.settings import Settings
 from ml_assets.sources.landing import days_between, read_daily, read_reference
-from ml_assets_tests.automation.conftest import free_port
+from ml_assets_tests.faults.conftest import start_redis
 from ml_assets_tests.faults.flaky import ResettingProxy
 
 DAY = "2013-01-09"
@@ -37,21 +35,7 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """A redis-server of our own on a free port, without persistence; stopped afterwards."""
-    import redis
-
-    port, folder = free_port(), tmp_path_factory.mktemp("redis")
-    server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(folder)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    client = redis.Redis(port=port)
-    for _ in range(100):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)
+    server, port = start_redis(tmp_path_factory.mktemp("redis"))
     yield port
     server.terminate()
     server.wait(timeout=10)
