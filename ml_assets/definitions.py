@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dagster as dg
 
+from ml_assets import dagster_warnings
 from ml_assets.settings import Settings
+
+dagster_warnings.install()
 
 
 def build_defs(settings: Settings) -> dg.Definitions:

@@ -37,7 +37,7 @@ def step_timeouts(
     """Op name -> seconds: a model's catalog limit, else its asset group's limit."""
     import dagster as dg
 
-    from ml_assets.assets.training import model_key
+    from ml_assets.models.catalog import model_key
 
     models = {model_key(entry): model_timeout_s(settings, entry) for entry in catalog}
     limits: dict[str, float] = {}

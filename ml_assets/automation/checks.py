@@ -10,6 +10,7 @@ import time
 
 import dagster as dg
 
+from ml_assets import freshness_policy
 from ml_assets.automation import freshness, history, monitors
 from ml_assets.automation.landing import complete_days, day_files
 from ml_assets.checks.ranges import join_results
@@ -143,7 +144,7 @@ def freshness_result(verdict: freshness.Verdict) -> dict:
 def build_freshness_checks(settings: Settings) -> list[dg.AssetChecksDefinition]:
     def build(asset: str) -> dg.AssetChecksDefinition:
         @dg.asset_check(
-            asset=asset, name=freshness.CHECK_NAME, partitions_def=daily,
+            asset=asset, name=freshness_policy.CHECK_NAME, partitions_def=daily,
             description=f"Materialized within {settings.partition_deadline_hours:g} h of the day's "
             "files landing (evaluated by the freshness_monitor sensor).",
         )  # fmt: skip
@@ -162,4 +163,4 @@ def build_freshness_checks(settings: Settings) -> list[dg.AssetChecksDefinition]
 
         return _check
 
-    return [build(asset) for asset in freshness.FRESHNESS_ASSETS]
+    return [build(asset) for asset in freshness_policy.FRESHNESS_ASSETS]

@@ -1,4 +1,6 @@
-"""Freshness: the policy on ``deployed_model`` and the per-partition deadline after landing.
+"""Freshness judged: the policy on ``deployed_model`` and the per-partition deadline after landing.
+
+What is promised (the policy, the checked assets) is declared in ``ml_assets/freshness_policy.py``.
 
 A daily partition is *fresh* once it has been materialized after its files landed. It is
 *overdue* when its files landed more than ``partition_deadline_hours`` ago and it has not been.
@@ -11,35 +13,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Literal
 
-import dagster as dg
-
-from ml_assets.settings import Settings
-
-CHECK_NAME = "partition_freshness"
-FRESHNESS_ASSETS = (
-    "raw_flights",
-    "raw_weather",
-    "flight_features",
-    "traffic_features",
-    "training_set",
-    "model_leaderboard",
-    "deployed_model",
-)
-# Evaluated by the freshness sensor, never as steps of the pipeline's jobs.
-SENSOR_EVALUATED_CHECKS = tuple(
-    dg.AssetCheckKey(dg.AssetKey(a), CHECK_NAME) for a in FRESHNESS_ASSETS
-)
-
 PartitionState = Literal["fresh", "overdue", "pending", "not_landed"]
 PolicyState = Literal["PASS", "WARN", "FAIL", "UNKNOWN"]
-
-
-def deployed_model_policy(settings: Settings) -> dg.FreshnessPolicy:
-    """``deployed_model`` must be materialized at least every ``freshness_fail_hours``."""
-    return dg.FreshnessPolicy.time_window(
-        fail_window=dt.timedelta(hours=settings.freshness_fail_hours),
-        warn_window=dt.timedelta(hours=settings.freshness_warn_hours),
-    )
 
 
 def _hours(seconds: float) -> str:

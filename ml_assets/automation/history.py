@@ -155,20 +155,3 @@ def failed_checks(instance: dg.DagsterInstance, run_id: str, names: set[str]) ->
     ).records
     evaluations = [r.event_log_entry.dagster_event.event_specific_data for r in records]
     return [e for e in evaluations if e.check_name in names and not e.passed]
-
-
-def values_by_partition(
-    instance: dg.DagsterInstance, asset: str, partitions: list[str], key: str
-) -> dict[str, Any]:
-    """The latest recorded ``key`` metadata value of each partition of ``asset`` (missing: absent)."""
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=partitions),
-        limit=max(50, 4 * len(partitions)),
-    ).records
-    found: dict[str, Any] = {}
-    for record in records:  # newest first: keep the first value seen per partition
-        event = record.asset_materialization
-        if event is None or event.partition in found or key not in event.metadata:
-            continue
-        found[event.partition] = event.metadata[key].value
-    return found

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from ml_assets.automation import history
-from ml_assets.automation.freshness import FRESHNESS_ASSETS
 from ml_assets.execution import DAILY_JOB, FEATURES_JOB, REFERENCE_JOB
+from ml_assets.freshness_policy import FRESHNESS_ASSETS
 from ml_assets.settings import Settings
 
 JOBS = (DAILY_JOB, FEATURES_JOB, REFERENCE_JOB)

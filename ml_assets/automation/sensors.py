@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from ml_assets import freshness_policy
 from ml_assets.automation import checks, freshness, history, monitors
 from ml_assets.automation.landing import (
     LandedDay,
@@ -242,7 +243,7 @@ def build_freshness_sensor(settings: Settings) -> dg.SensorDefinition:
         ]
         judged: dict[str, str] = {}
         for landed in days:
-            for asset in freshness.FRESHNESS_ASSETS:
+            for asset in freshness_policy.FRESHNESS_ASSETS:
                 verdict = checks.evaluate_partition(
                     context.instance, asset, landed.day, landed.landed_at, now, settings
                 )
@@ -254,7 +255,7 @@ def build_freshness_sensor(settings: Settings) -> dg.SensorDefinition:
                     continue
                 evaluations.append(
                     dg.AssetCheckEvaluation(
-                        asset_key=dg.AssetKey(asset), check_name=freshness.CHECK_NAME,
+                        asset_key=dg.AssetKey(asset), check_name=freshness_policy.CHECK_NAME,
                         partition=landed.day, **checks.freshness_result(verdict),
                     )
                 )  # fmt: skip

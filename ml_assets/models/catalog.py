@@ -37,6 +37,11 @@ class CatalogEntry(BaseModel):
         return params
 
 
+def model_key(entry: CatalogEntry) -> str:
+    """The asset key (and op name) of a catalog entry's model: ``model__<name>``."""
+    return f"model__{entry.name}"
+
+
 class Catalog(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 

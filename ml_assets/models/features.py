@@ -8,7 +8,9 @@ schedule, weather observed by then, and delays of earlier flights once they are 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from ml_assets.models.prepare import DELAY_THRESHOLD_MINUTES, LOCAL_TZ
 
@@ -111,6 +113,45 @@ def keys_from_flight_ids(flight_ids: list[str]) -> pd.DataFrame:
             "origin_hour_id": route.str.split("-").str[0] + "-" + hour,
         }
     )
+
+
+@dataclass(frozen=True)
+class Flight:
+    """A departure as a caller knows it; ``scheduled`` is local New York time 'YYYY-MM-DD HH:MM'."""
+
+    carrier: str
+    flight: int
+    origin: str
+    dest: str
+    scheduled: str
+    tailnum: str | None = None
+
+    @property
+    def flight_id(self) -> str:
+        return flight_id(self.carrier, self.flight, self.origin, self.dest, self.scheduled)
+
+    def entity_row(self) -> dict[str, Any]:
+        """Every Feast join key of the flight (``features.join_keys``); without a tail number
+        the plane's key comes from the tail number the flight view serves."""
+        hour = self.scheduled[11:13]
+        row = {"flight_id": self.flight_id, "carrier_id": self.carrier, "origin_id": self.origin}
+        row |= {"route_id": f"{self.origin}-{self.dest}", "origin_hour_id": f"{self.origin}-{hour}"}
+        return row | ({"plane_id": self.tailnum} if self.tailnum else {})
+
+
+def flight_id(carrier: str, flight: int, origin: str, dest: str, scheduled: str) -> str:
+    """The pipeline's key for a departure; ``scheduled`` is local New York time 'YYYY-MM-DD HH:MM'."""
+    when = dt.datetime.strptime(scheduled, "%Y-%m-%d %H:%M")
+    return f"{when:%Y-%m-%d}/{carrier}{int(flight)}/{origin}-{dest}/{when:%H%M}"
+
+
+def parse_flight_id(key: str) -> Flight:
+    """The inverse of ``flight_id`` (no tail number: the key does not hold one)."""
+    day, number, route, hhmm = key.split("/")
+    origin, dest = route.split("-")
+    carrier = number[:2]  # IATA carrier codes are two characters, digits allowed (B6, 9E)
+    scheduled = f"{day} {hhmm[:2]}:{hhmm[2:]}"
+    return Flight(carrier, int(number[len(carrier) :]), origin, dest, scheduled)
 
 
 def label_known_time(flights: pd.DataFrame) -> pd.Series:

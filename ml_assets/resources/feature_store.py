@@ -346,7 +346,7 @@ def register_lake_filesystem(lake_base: str) -> None:
 def entity_row(flight_id: str) -> dict[str, Any]:
     """The entity row of a flight id (``date/carrierNNN/ORIGIN-DEST/HHMM``): every join key it
     determines (the plane's comes from the flight's served ``tailnum``)."""
-    from ml_assets.serving import parse_flight_id
+    from ml_assets.models.features import parse_flight_id
 
     return parse_flight_id(flight_id).entity_row()
 

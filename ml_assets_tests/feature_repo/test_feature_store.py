@@ -16,14 +16,17 @@ from ml_assets.models.features import (
     FEATURES,
     JOIN_KEYS,
     KEY,
+    Flight,
+    flight_id,
     parity,
+    parse_flight_id,
 )
 from ml_assets.models.train import fit
 from ml_assets.models.train import predict as score
 from ml_assets.models.training_set import build_training_set
 from ml_assets.resources.feature_store import FeatureStoreError, FeatureStoreResource
 from ml_assets.resources.registry import ModelRegistry
-from ml_assets.serving import Flight, Predictor, flight_id, parse_flight_id, predict
+from ml_assets.serving import Predictor, predict
 from ml_assets.settings import Settings
 from ml_assets_tests.feature_repo.conftest import DAY, feast_store, store_settings
 

@@ -1,13 +1,15 @@
-"""AUC per model over time, as a Markdown table with a text sparkline per model."""
+"""AUC per model over time, as a Markdown table with a text sparkline per model.
+
+``deployed_model`` records it as metadata, read back from the instance's materializations.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import dagster as dg
-
-from ml_assets.automation import history
 
 BARS = "▁▂▃▄▅▆▇█"
 
@@ -65,8 +67,25 @@ def auc_history(
     aucs = {
         asset.removeprefix("model__"): {
             d: float(v)
-            for d, v in history.values_by_partition(instance, asset, days, "holdout_auc").items()
+            for d, v in values_by_partition(instance, asset, days, "holdout_auc").items()
         }
         for asset in model_assets
     }
     return dg.MetadataValue.md(auc_table(days, aucs))
+
+
+def values_by_partition(
+    instance: dg.DagsterInstance, asset: str, partitions: list[str], key: str
+) -> dict[str, Any]:
+    """The latest recorded ``key`` metadata value of each partition of ``asset`` (missing: absent)."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=partitions),
+        limit=max(50, 4 * len(partitions)),
+    ).records
+    found: dict[str, Any] = {}
+    for record in records:  # newest first: keep the first value seen per partition
+        event = record.asset_materialization
+        if event is None or event.partition in found or key not in event.metadata:
+            continue
+        found[event.partition] = event.metadata[key].value
+    return found

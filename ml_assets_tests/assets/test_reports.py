@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from ml_assets.automation.reports import auc_history, auc_table, sparkline, trailing_days
+from ml_assets.assets.reports import auc_history, auc_table, sparkline, trailing_days
 
 
 def test_sparkline_scales_between_min_and_max_and_keeps_gaps() -> None:
