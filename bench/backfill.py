@@ -64,7 +64,8 @@ def _env(root: Path, landing: Path, catalog: Path, window_days: int) -> dict[str
         "ML_ASSETS_LAKE": str(root / "lake"),
         "ML_ASSETS_CATALOG": str(catalog),
         "ML_ASSETS_WINDOW_DAYS": str(window_days),
-        "ML_ASSETS_EXECUTOR": "in_process",
+        "ML_ASSETS_EXECUTOR": "multiprocess",
+        "ML_ASSETS_MAX_CONCURRENT_STEPS": str(os.cpu_count()),
         "DAGSTER_HOME": str(root / "home"),
     }
 
@@ -96,20 +97,21 @@ def plain_python(
     import pandas as pd
     from upath import UPath
 
+    from ml_assets.assets.deployment import gate_rules
     from ml_assets.assets.feature_store import online_window
     from ml_assets.atomic import write_atomic
     from ml_assets.checks.contracts import contract_params, load_references, quarantine_limit
     from ml_assets.checks.validation import validate
     from ml_assets.feature_repo.definitions import feast_frames
     from ml_assets.models.catalog import load_catalog
-    from ml_assets.models.evaluate import paired_bootstrap, score
+    from ml_assets.models.evaluate import score
     from ml_assets.models.features import (
         LABEL,
         build_flight_features,
         build_traffic_features,
         join_keys,
     )
-    from ml_assets.models.gate import Candidate, Champion, decide
+    from ml_assets.models.gate import Champion, review
     from ml_assets.models.leaderboard import rank
     from ml_assets.models.prepare import prepare_flights, prepare_planes, prepare_weather
     from ml_assets.models.train import fit, holdout, predict
@@ -172,7 +174,8 @@ def plain_python(
         features(day, i)
     online(warm[0], warm[-1])
     timer.seconds.clear()
-    champion = None
+    champion: Champion | None = None
+    kept: dict = {}  # the promoted models, by sha256 (the registry of this loop)
     started, cpu_started = time.perf_counter(), machine_cpu()
     for j, day in enumerate(days):
         features(day, len(warm) + j)
@@ -197,33 +200,19 @@ def plain_python(
         rows = holdout(frame)
         y = rows[LABEL].to_numpy()
         models = {
-            e.name: timer("models", fit, frame, e, settings.seed, settings.num_threads)
-            for e in catalog
-        }
+            e.name: timer("models", fit, frame, e, settings.seed, 1) for e in catalog
+        }  # one core: one thread each
         board = timer(
             "evaluation", rank, {n: (m, score(y, predict(m, rows))) for n, m in models.items()}
         )
         board = check("model_leaderboard", board, day)
-        best = models[board.iloc[0]["asset"]]
-        comparison = None
-        if champion is not None:
-            comparison = timer(
-                "evaluation",
-                paired_bootstrap,
-                y,
-                predict(best, rows),
-                predict(champion[0], rows),
-                settings.bootstrap_samples,
-                settings.seed,
-            )
-        decision = decide(
-            Candidate(best.name, best.sha256, float(board.iloc[0]["auc"]), day),
-            Champion(champion[0].name, champion[0].sha256, champion[1]) if champion else None,
-            comparison,
-            settings.auc_gate,
-        )
-        if decision.promote:
-            champion = (best, day)
+        verdict = timer(
+            "evaluation", review, day, board, models,
+            frame, champion, kept.__getitem__, gate_rules(settings),
+        )  # fmt: skip
+        if verdict.decision.promote:
+            kept[verdict.model.sha256] = verdict.model
+            champion = Champion(verdict.model.name, verdict.model.sha256, day)
     timer.cpu = machine_cpu() - cpu_started
     return time.perf_counter() - started, timer
 
@@ -279,8 +268,11 @@ def seed(root: Path, warm: list[str]) -> None:
         assert all(r.success for r in runs), runs
 
 
-def through_dagster(root: Path, days: list[str], timeout_s: float) -> tuple[str, float, float]:
-    """Launch the backfill through the webserver + daemon; (backfill id, seconds, up seconds)."""
+def through_dagster(
+    root: Path, days: list[str], timeout_s: float
+) -> tuple[str, float, float, float]:
+    """Launch the backfill through the webserver + daemon; (backfill id, requested at, seconds
+    to healthy, the machine's CPU-seconds from the request to the backfill's end)."""
     from ml_assets.backfill_launch import launch_backfill, partitioned_assets, wait_backfill
     from ml_assets.execution import DAILY_GROUPS
     from ml_assets.ui import commands, stop, wait_healthy
@@ -298,13 +290,14 @@ def through_dagster(root: Path, days: list[str], timeout_s: float) -> tuple[str,
         wait_healthy(url, processes, timeout_s=300)
         up_s = time.perf_counter() - up_started
         assets = partitioned_assets(url, DAILY_GROUPS)
-        started = time.time()
+        started, busy = time.time(), machine_cpu()
         backfill_id = launch_backfill(url, days[0], days[-1], assets, "bench/backfill.py")
         status = wait_backfill(url, backfill_id, timeout_s, poll_s=1.0)
+        cpu = machine_cpu() - busy
         assert status["status"] == "COMPLETED_SUCCESS", (
             f"backfill ended {status}; see {root}/up.log"
         )
-        return backfill_id, started, up_s
+        return backfill_id, started, up_s, cpu
     finally:
         stop(list(processes.values()))
         log.close()
@@ -389,6 +382,47 @@ def profile(root: Path, backfill_id: str, requested: float) -> dict:
         }
 
 
+def _digest(path: Path) -> str:
+    import hashlib
+    import json
+
+    if path.name.endswith(".json") and path.parent.name == "deployed_model":
+        document = json.loads(path.read_text())
+        document.pop("manifest", None)  # its lineage holds the Dagster instance's data versions
+        return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def compare_lakes(ours: Path, theirs: Path) -> tuple[int, list[str]]:
+    """Files of every asset in both lakes: (identical, differing); the registry by its history of
+    promoted models. Feast's own files and checkpoints are left out."""
+    import json
+
+    same, differ = 0, []
+    for path in sorted(ours.rglob("*")):
+        relative = path.relative_to(ours)
+        if not path.is_file() or relative.parts[0] in ("feast", "registry", "checkpoints"):
+            continue
+        other = theirs / relative
+        if other.is_file() and _digest(path) == _digest(other):
+            same += 1
+        else:
+            differ.append(str(relative))
+
+    def promoted(lake: Path) -> list[tuple[str, str]]:
+        folder = lake / "registry" / "models"
+        return sorted(
+            (json.loads((m / "manifest.json").read_text())["partition"], m.name)
+            for m in (folder.iterdir() if folder.exists() else [])
+        )
+
+    if promoted(ours) != promoted(theirs):
+        differ.append("registry: promoted models")
+    else:
+        same += len(promoted(ours))
+    return same, differ
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -396,15 +430,17 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=90, help="days backfilled (timed)")
     parser.add_argument("--models", type=int, default=5, help="first N models of the catalog")
     parser.add_argument("--window-days", type=int, default=56, help="training window (warm days)")
-    parser.add_argument("--skip-plain", action="store_true")
-    parser.add_argument("--skip-dagster", action="store_true", help="only the baselines")
     parser.add_argument(
-        "--baselines", default="plain,contracts",
-        help="(a) without and/or with the data contracts: plain, contracts or both",
+        "--baselines", default="fair,loop",
+        help="fair (the headline: same work, same outputs, same cores) and/or loop (one core, "
+        "frames in memory, no outputs)",
     )  # fmt: skip
+    parser.add_argument("--skip-dagster", action="store_true", help="only the baselines")
     parser.add_argument("--timeout", type=float, default=6 * 3600)
     parser.add_argument("--keep", help="keep the run's files under this folder")
     args = parser.parse_args()
+
+    from backfill_baseline import fair_baseline
 
     from ml_assets.settings import Settings
     from ml_assets.sources.landing import days_between, land
@@ -420,49 +456,52 @@ def main() -> None:
     print(f"backfill of {args.days} days ({days[0]}..{days[-1]}), {args.models} models, "
           f"{args.window_days}-day window; machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")  # fmt: skip
 
-    plain = plain_checked = None
-    cpu: dict[str, float] = {}
-    if not args.skip_plain:
-        for contracts in [
-            c for c in (False, True) if ("contracts" if c else "plain") in args.baselines
-        ]:
-            root = tmp / ("plain_checked" if contracts else "plain")
-            root.mkdir()
-            settings = Settings.from_env(_env(root, landing, catalog, args.window_days))
-            seconds, timer = plain_python(settings, days, warm, contracts)
-            stages = ", ".join(
-                f"{k} {v:.1f}" for k, v in sorted(timer.seconds.items(), key=lambda kv: -kv[1])
-            )
-            label = "plain Python + contracts" if contracts else "plain Python            "
-            print(f"(a) {label}: {seconds:8.1f} s   [{stages}]; CPU {timer.cpu:.1f} s")
-            cpu = {**cpu, ("contracts" if contracts else "plain"): timer.cpu}
-            plain, plain_checked = (plain, seconds) if contracts else (seconds, plain_checked)
-
+    fair = loop = None
+    if "fair" in args.baselines:
+        root = tmp / "fair"
+        root.mkdir()
+        settings = Settings.from_env(_env(root, landing, catalog, args.window_days))
+        busy = machine_cpu()
+        seconds, stages = fair_baseline(settings, days, warm)
+        fair = (seconds, machine_cpu() - busy)
+        detail = ", ".join(f"{k} {v:.1f}" for k, v in stages.items())
+        print(f"(a) fair baseline ({os.cpu_count()} workers): {seconds:8.1f} s wall, "
+              f"{fair[1]:8.1f} CPU-s   [{detail}]")  # fmt: skip
+    if "loop" in args.baselines:
+        root = tmp / "loop"
+        root.mkdir()
+        settings = Settings.from_env(_env(root, landing, catalog, args.window_days))
+        seconds, timer = plain_python(settings, days, warm, contracts=True)
+        loop = (seconds, timer.cpu)
+        stages = ", ".join(
+            f"{k} {v:.1f}" for k, v in sorted(timer.seconds.items(), key=lambda kv: -kv[1])
+        )
+        print(f"(a') one-core loop, no outputs:  {seconds:8.1f} s wall, {timer.cpu:8.1f} CPU-s   "
+              f"[{stages}]")  # fmt: skip
     if args.skip_dagster:
         return
+
     root = tmp / "dagster"
     (root / "home").mkdir(parents=True)
     (root / "home" / "dagster.yaml").write_text(_instance_yaml(root / "home"))
     os.environ.update(_env(root, landing, catalog, args.window_days))
     seed(root, warm)
-    busy = machine_cpu()
-    backfill_id, requested, up_s = through_dagster(root, days, args.timeout)
-    dagster_cpu = machine_cpu() - busy
+    backfill_id, requested, up_s, dagster_cpu = through_dagster(root, days, args.timeout)
     facts = profile(root, backfill_id, requested)
     dagster_s = facts["wall"]
-    print(f"(b) Dagster backfill (daemon, run queue 5): {dagster_s:8.1f} s   "
+    print(f"(b) Dagster backfill (daemon, webserver, {os.cpu_count()} steps at once): "
+          f"{dagster_s:8.1f} s wall, {dagster_cpu:8.1f} CPU-s   "
           f"[{facts['runs']} runs ({facts['ranged_runs']} over the range), {facts['steps']} steps]")  # fmt: skip
-    for name, base in (("plain", plain), ("plain + contracts", plain_checked)):
+    for name, base in (("fair baseline", fair), ("one-core loop", loop)):
         if base:
-            extra = dagster_s - base
-            print(f"    ratio (b)/(a, {name}): {dagster_s / base:.2f}   "
-                  f"overhead per step {extra / facts['steps']:.2f} s")  # fmt: skip
-    # (a) runs on one core (LightGBM num_threads=1, as the pipeline); (b) runs 5 at a time on
-    # every core, so wall-clock hides overhead that CPU seconds show
-    print(f"    CPU seconds: (b) {dagster_cpu:.1f} (machine busy time: webserver, daemon, code "
-          f"servers and run workers)" + "".join(
-              f"; (b)/(a, {k}) {dagster_cpu / v:.2f}" for k, v in cpu.items()))  # fmt: skip
-    print("    profile of (b) (seconds; sums are over runs, several run at once):")
+            print(
+                f"    (b)/({name}): wall {dagster_s / base[0]:.2f}, CPU {dagster_cpu / base[1]:.2f}"
+            )
+    if fair:
+        same, differ = compare_lakes(tmp / "fair" / "lake", root / "lake")
+        print(f"    outputs: {same} files identical in both lakes"
+              + (f"; {len(differ)} differ: {', '.join(differ[:8])}" if differ else ""))  # fmt: skip
+    print("    profile of (b) (seconds; sums are over runs and steps, several run at once):")
     print(f"      step compute, sum                        : {facts['busy']:8.1f}")
     print(f"      run launch (process start + code load), sum: {facts['launch_total']:8.1f}  "
           f"(median {facts['launch_median']:.1f} per run)")  # fmt: skip
@@ -473,12 +512,11 @@ def main() -> None:
         f"      backfill request -> first run created    : {facts['first_run_after_request']:8.1f}"
     )
     print(f"      range run (created -> ended)             : {facts['range_run']:8.1f}")
-    print(f"      range run ended -> day runs created      : {facts['range_end_to_day_runs']:8.1f}")
     print(f"      median wait in the run queue             : {facts['queued_median']:8.1f}")
     print("      step compute by step (sum):")
     for step, seconds in list(facts["step_seconds"].items())[:12]:
         print(f"        {step:34s} {seconds:8.1f} s")
-    print(f"    webserver + daemon healthy after {up_s:.1f} s")
+    print(f"    webserver + daemon healthy after {up_s:.1f} s (not counted)")
     dagster_import, location = load_time()
     print(
         f"code location load: import dagster {dagster_import:.2f} s, + definitions {location:.2f} s"

@@ -44,6 +44,7 @@ class Step:
     max_days_per_run: int | None = None
     profile: str = k8s.DEFAULT_PROFILE
     spot: bool = False
+    depth: int = 0  # longest chain of steps before it in the graph
 
     @property
     def cpus(self) -> float:
@@ -59,6 +60,8 @@ class Limits:
     max_concurrent_runs: int = 5
     gpu_slots: int = 1
     run_overhead_s: float = 5.0
+    step_slots: int = 1
+    step_overhead_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,7 @@ def plan_backfill(
     """
     seconds = {s.name: float(seconds_per_step_day.get(s.name, default_step_s)) for s in steps}
     if job_backfill and not all(s.single_run for s in steps):
-        steps = [Step(s.name, s.asset, False, None, s.profile, s.spot) for s in steps]
+        steps = [Step(s.name, s.asset, False, None, s.profile, s.spot, s.depth) for s in steps]
 
     def does(step: Step, day: str) -> bool:
         return todo is None or day in todo.get(step.asset, ())
@@ -188,11 +191,22 @@ def _run(
     ranged: bool,
     stage: int = 0,
 ) -> PlannedRun:
-    """A run over ``days`` doing each step for its number of days."""
-    busy = sum(seconds[s.name] * n for s, n in work)
-    gpu = sum(seconds[s.name] * n for s, n in work if s.gpus)
-    names = tuple(s.name for s, n in work if n)
-    return PlannedRun(days, names, limits.run_overhead_s + busy, gpu, ranged, stage)
+    """A run over ``days`` doing each step for its number of days: depth after depth, the steps
+    of one depth on the executor's slots, longest first (as step priorities order them)."""
+    done = [(s, n) for s, n in work if n]
+    wall = sum(
+        _list_schedule(
+            sorted(
+                (seconds[s.name] * n + limits.step_overhead_s for s, n in done if s.depth == depth),
+                reverse=True,
+            ),
+            limits.step_slots,
+        )
+        for depth in sorted({s.depth for s, _ in done})
+    )
+    gpu = sum(seconds[s.name] * n for s, n in done if s.gpus)
+    names = tuple(s.name for s, _ in done)
+    return PlannedRun(days, names, limits.run_overhead_s + wall, gpu, ranged, stage)
 
 
 def _wall_clock(ranged: list[PlannedRun], daily: list[PlannedRun], limits: Limits) -> float:
@@ -276,6 +290,7 @@ def collect_steps(defs: dg.Definitions, job: str, job_backfill: bool = False) ->
     assets = job_def.asset_layer.executable_asset_keys
     nodes = job_def if job_backfill else defs.resolve_implicit_global_asset_job_def()
     steps = []
+    depths: dict[dg.AssetKey, int] = {}
     for node in nodes.nodes_in_topological_order:
         assets_def = by_op.get(node.name)
         if assets_def is None:
@@ -285,6 +300,14 @@ def collect_steps(defs: dg.Definitions, job: str, job_backfill: bool = False) ->
             continue
         policy = graph.get(key).backfill_policy
         tags = assets_def.op.tags
+        if assets_def.keys:
+            depth = 1 + max(
+                (depths.get(p, -1) for k in assets_def.keys for p in graph.get(k).parent_keys),
+                default=-1,
+            )
+            depths.update(dict.fromkeys(assets_def.keys, depth))
+        else:  # a check step runs after its asset
+            depth = depths.get(key, 0) + 1
         steps.append(
             Step(
                 name=node.name,
@@ -293,6 +316,7 @@ def collect_steps(defs: dg.Definitions, job: str, job_backfill: bool = False) ->
                 max_days_per_run=policy.max_partitions_per_run if policy else None,
                 profile=str(tags.get("ml_assets/profile", k8s.DEFAULT_PROFILE)),
                 spot=tags.get("ml_assets/spot") == "true",
+                depth=depth,
             )
         )
     return steps
@@ -367,7 +391,8 @@ def observe(
 
 
 def limits_from(instance: dg.DagsterInstance, settings: Settings, overhead: float | None) -> Limits:
-    """The run queue's limit and the GPU pool's slots from the instance (settings if unset)."""
+    """The run queue's limit and the GPU pool's slots from the instance (settings if unset);
+    the executor's step slots and per-step start-up from settings."""
     config = instance.get_concurrency_config()
     runs = (
         config.run_queue_config.max_concurrent_runs
@@ -384,7 +409,10 @@ def limits_from(instance: dg.DagsterInstance, settings: Settings, overhead: floa
         max_concurrent_runs=runs if runs and runs > 0 else settings.backfill_max_concurrent_runs,
         gpu_slots=gpu,
         run_overhead_s=overhead if overhead is not None else settings.backfill_run_overhead_s,
-    )
+        step_slots={"multiprocess": settings.max_concurrent_steps,
+                    "k8s": settings.k8s_max_concurrent_steps}.get(settings.executor, 1),
+        step_overhead_s=0.0 if settings.executor == "in_process" else settings.backfill_step_overhead_s,
+    )  # fmt: skip
 
 
 def prices_from(settings: Settings) -> Prices:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from ml_assets.automation.freshness import SENSOR_EVALUATED_CHECKS
+from ml_assets.freshness_policy import SENSOR_EVALUATED_CHECKS
 from ml_assets.partitions import daily
 from ml_assets.settings import Settings
 
@@ -17,6 +17,20 @@ DAILY_GROUPS = ("raw", "features", "training", "evaluation", "deployment")
 
 
 GPU_RUN_TAG = "ml_assets/gpu"
+
+# Imported once by the multiprocess executor's forkserver, so every step process it forks starts
+# with them: a step pays the fork and the code location's definitions, not these imports
+# (about 1 s, and 3.5 s more for a step that opens the feature store).
+FORKSERVER_PRELOAD = [
+    "dagster",
+    "pandas",
+    "pyarrow.parquet",
+    "lightgbm",
+    "upath",
+    "pandera.pandas",
+    "feast",
+    "ml_assets.definitions",
+]
 
 
 def build_jobs(
@@ -69,5 +83,8 @@ def build_executor(
             name="k8s_job_executor",
         )
     return dg.multiprocess_executor.configured(
-        {"max_concurrent": settings.max_concurrent_steps, "start_method": {"forkserver": {}}}
+        {
+            "max_concurrent": settings.max_concurrent_steps,
+            "start_method": {"forkserver": {"preload_modules": FORKSERVER_PRELOAD}},
+        }
     )

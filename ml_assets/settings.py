@@ -39,6 +39,7 @@ RUNTIME_ENV = {
     "ML_ASSETS_RUN_TIMEOUT_S": "run_timeout_s",
     "ML_ASSETS_SLOW_STEP_WARNING_S": "slow_step_warning_s",
     "ML_ASSETS_CHECKPOINT_EVERY": "checkpoint_every",
+    "ML_ASSETS_CHECKPOINT_INTERVAL_S": "checkpoint_interval_s",
     "ML_ASSETS_PREEMPTION_GRACE_S": "preemption_grace_s",
     "ML_ASSETS_WATCHDOG_INTERVAL": "watchdog_interval_s",
 }
@@ -125,6 +126,15 @@ class Settings(BaseModel):
     backfill_run_overhead_s: float = Field(6.0, description="Launch + load per run, unobserved.")
     backfill_max_concurrent_runs: int = Field(5, description="If the instance sets no run queue.")
     backfill_gpu_slots: int = Field(1, description="If the instance sets no gpu pool limit.")
+    backfill_step_overhead_s: float = Field(
+        1.5, ge=0, description="A step process's start (fork, code location, resources) in the "
+        "plan of a multiprocess or k8s run; a k8s pod takes longer: set it per environment.",
+    )  # fmt: skip
+    model_runs: Literal["range", "daily"] = Field(
+        "range",
+        description="A backfill's models, leaderboard and deployment: in the range run with the "
+        "features (one run, steps in parallel) or one run per day (production: per-day deadlines).",
+    )
     training_set_days_per_run: int | None = Field(
         None,
         description="Days of training sets per backfill run; unset: all of them in the feature "
@@ -180,7 +190,13 @@ class Settings(BaseModel):
     slow_step_warning_s: float = Field(
         7200.0, gt=0, description="A running step past this raises an alert whatever its median."
     )
-    checkpoint_every: int = Field(25, ge=1, description="Boosting rounds between checkpoints.")
+    checkpoint_every: int | None = Field(
+        None, ge=1, description="Boosting rounds between checkpoints (unset: by time only)."
+    )
+    checkpoint_interval_s: float = Field(
+        60.0, gt=0, description="Seconds of training between checkpoints (a preemption or a "
+        "timeout always saves one): a model trained faster writes none.",
+    )  # fmt: skip
     preemption_grace_s: int = Field(
         60, ge=1, description="SIGTERM -> final checkpoint; the pod's termination grace period."
     )
@@ -244,6 +260,7 @@ class Settings(BaseModel):
             values["executor"] = "k8s"
             values["gpu_fallback"] = "fail"  # a GPU node that trains on its CPU is an incident
             values["window_days"] = 366  # expanding: every day of the year before D
+            values["model_runs"] = "daily"  # each model step's Job deadline is per day
         overrides = {
             "ML_ASSETS_CATALOG": "catalog_path",
             "ML_ASSETS_AUC_GATE": "auc_gate",
@@ -253,6 +270,7 @@ class Settings(BaseModel):
             "ML_ASSETS_MIN_TRAINING_ROWS": "min_training_rows",
             "ML_ASSETS_HORIZON_HOURS": "prediction_horizon_hours",
             "ML_ASSETS_EXECUTOR": "executor",
+            "ML_ASSETS_MAX_CONCURRENT_STEPS": "max_concurrent_steps",
             "ML_ASSETS_NUM_THREADS": "num_threads",
             "ML_ASSETS_GPU_FALLBACK": "gpu_fallback",
             "ML_ASSETS_FEAST_PROJECT": "feast_project",
@@ -265,6 +283,7 @@ class Settings(BaseModel):
             "ML_ASSETS_RETRY_DELAY": "retry_delay_s",
             "ML_ASSETS_BACKFILL_DEFAULT_STEP_S": "backfill_default_step_s",
             "ML_ASSETS_TRAINING_SET_DAYS_PER_RUN": "training_set_days_per_run",
+            "ML_ASSETS_MODEL_RUNS": "model_runs",
             "ML_ASSETS_PRICE_CPU_HOUR": "price_cpu_hour_on_demand",
             "ML_ASSETS_PRICE_CPU_HOUR_SPOT": "price_cpu_hour_spot",
             "ML_ASSETS_PRICE_GPU_HOUR": "price_gpu_hour_on_demand",

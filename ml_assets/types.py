@@ -9,6 +9,10 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 if TYPE_CHECKING:
     import pandas as pd
 
+    from ml_assets.models.train import TrainedModel
+
     Frame: TypeAlias = pd.DataFrame
-else:
-    Frame = Any
+    Model: TypeAlias = TrainedModel
+    Document: TypeAlias = dict[str, Any]
+else:  # a range run returns them as ``PartitionFrames``, one per day
+    Frame = Model = Document = Any

@@ -163,6 +163,26 @@ def test_plan_runs_single_run_assets_once_and_the_rest_per_day() -> None:
     assert plan.cost_on_demand - plan.cost_spot == pytest.approx(spot_saving)
 
 
+def test_plan_of_one_range_run_runs_steps_of_one_depth_side_by_side() -> None:
+    steps = [
+        Step("training_set", "training_set", single_run=True, depth=0),
+        Step("model__a", "model__a", single_run=True, depth=1),
+        Step("model__b", "model__b", single_run=True, depth=1),
+        Step("model__c", "model__c", single_run=True, depth=1),
+        Step("model_leaderboard", "model_leaderboard", single_run=True, depth=2),
+    ]
+    seconds = {"training_set": 1.0, "model__a": 6.0, "model__b": 2.0, "model__c": 3.0,
+               "model_leaderboard": 0.5}  # fmt: skip
+    serial = plan_backfill(TEN_DAYS, steps, seconds, 5.0, Limits(5, 1, 4.0), PRICES)
+    assert len(serial.runs) == 1 and serial.wall_clock_s == pytest.approx(4.0 + 10 * 12.5)
+    two = Limits(5, 1, 4.0, step_slots=2, step_overhead_s=1.5)
+    parallel = plan_backfill(TEN_DAYS, steps, seconds, 5.0, two, PRICES)
+    # longest first on two slots: a | c then b -> max(60, 30 + 20) plus a step's start each
+    models = max(60.0 + 1.5, (30.0 + 1.5) + (20.0 + 1.5))
+    assert parallel.wall_clock_s == pytest.approx(4.0 + (10 + 1.5) + models + (5 + 1.5))
+    assert parallel.cpu_hours == serial.cpu_hours  # the bill is the same work
+
+
 def test_plan_wall_clock_follows_the_queue_and_the_gpu_slots() -> None:
     per_day_s = 2.0 + 4.0 + 20.0 + 10.0
     wide = plan_backfill(TEN_DAYS, STEPS, SECONDS, 5.0, Limits(5, 10, 2.0), PRICES)
@@ -201,9 +221,20 @@ def test_plan_reads_policies_and_durations_from_real_runs(lakes) -> None:
     defs = build_defs(daily_settings)
     steps = {s.name: s for s in collect_steps(defs, DAILY_JOB)}
     assert steps["raw_flights"].single_run and steps["feast_features"].single_run
-    # training sets join the feature assets' range run, so each day's models form one run
+    # training sets join the feature assets' range run, and so do the models (model_runs=range)
     assert steps["training_set"].single_run and steps["training_set"].max_days_per_run is None
-    assert not steps["model__gbdt"].single_run and steps["model__gbdt"].profile == "gpu"
+    assert steps["model__gbdt"].single_run and steps["model__gbdt"].profile == "gpu"
+    assert steps["deployed_model"].single_run
+    # depth in the graph: models after their training set, side by side; checks after their asset
+    assert steps["model__gbdt"].depth == steps["training_set"].depth + 1
+    assert {steps[n].depth for n in steps if n.startswith("model__")} == {
+        steps["model__gbdt"].depth
+    }
+    assert steps["raw_flights_contract"].depth == steps["raw_flights"].depth + 1
+    daily_models = collect_steps(
+        build_defs(daily_settings.model_copy(update={"model_runs": "daily"})), DAILY_JOB
+    )
+    assert not {s.name: s for s in daily_models}["model__gbdt"].single_run
     assert steps["raw_flights_contract"].single_run  # a check runs with its asset
     assert "raw_flights_partition_freshness" in steps  # an asset backfill runs every check
     assert "raw_flights_partition_freshness" not in {
@@ -219,7 +250,7 @@ def test_plan_reads_policies_and_durations_from_real_runs(lakes) -> None:
     assert set(CHEAP_STEPS) <= plan.observed and "training_set" not in plan.observed
     assert plan.seconds_per_step_day["training_set"] == daily_settings.backfill_default_step_s
     text = format_plan(plan, DAILY_JOB)
-    assert "range run 2013-02-01..2013-02-10" in text and "per-day runs: 10 x up to" in text
+    assert "range run 2013-02-01..2013-02-10" in text and "per-day runs" not in text
 
 
 # -- no wasted work --------------------------------------------------------------------------
@@ -302,6 +333,6 @@ def test_plan_backfill_command_prints_a_plan_from_defaults(
     assert cli.main(argv) == 0
     text = capsys.readouterr().out
     assert "Backfill plan: daily_pipeline, 2013-01-02..2013-01-11 (10 days)" in text
-    # nothing materialized yet: features and training sets over the range, models daily
-    assert "runs  : 11 (1 over ranges, 10 one per day)" in text
+    # nothing materialized yet: the whole graph over the range in one run
+    assert "runs  : 1 (1 over ranges, 0 one per day)" in text
     assert "observed for 0 of" in text and "on demand" in text

@@ -21,23 +21,34 @@ def _canceling(context: dg.AssetExecutionContext) -> bool:
 
 @contextmanager
 def checkpointed_training(
-    context: dg.AssetExecutionContext, asset: str, entry: CatalogEntry, settings: Settings
+    context: dg.AssetExecutionContext,
+    asset: str,
+    entry: CatalogEntry,
+    settings: Settings,
+    day: str | None = None,
 ) -> Iterator[TrainingGuard]:
-    """A ``TrainingGuard`` over the partition's checkpoint in the lake.
+    """A ``TrainingGuard`` over the partition's checkpoint in the lake (``day``: one day of a
+    range run; its time limit is that day's).
 
     Past the entry's time limit: ``Failure`` "timed out after N s" (no retry; the checkpoint
     stays, so a re-execution resumes). On SIGTERM: final checkpoint, then ``RetryRequested``
     (a termination the user asked for fails without retry). After success the checkpoint is
     removed.
     """
-    what = f"{asset}[{context.partition_key}]"
-    store = CheckpointStore(settings.lake_base, asset, context.partition_key)
+    day = day or context.partition_key
+    what = f"{asset}[{day}]"
+    store = CheckpointStore(settings.lake_base, asset, day)
     limit = model_timeout_s(settings, entry)
     with sigterm_requests_stop() as stop:
         guard = TrainingGuard(
-            save=store.save, load=store.load, every=settings.checkpoint_every,
-            deadline=time.monotonic() + limit, timeout_s=limit, stop_requested=stop,
-        )  # fmt: skip
+            save=store.save,
+            load=store.load,
+            every=settings.checkpoint_every,
+            every_s=settings.checkpoint_interval_s,
+            deadline=time.monotonic() + limit,
+            timeout_s=limit,
+            stop_requested=stop,
+        )
         try:
             yield guard
         except TimedOut as exc:

@@ -6,29 +6,41 @@ import dagster as dg
 
 from ml_assets import __version__
 from ml_assets.assets import OWNERS
-from ml_assets.assets.training import model_key
-from ml_assets.assets.versions import versioned
-from ml_assets.automation.freshness import deployed_model_policy
-from ml_assets.automation.reports import auc_history
+from ml_assets.assets.ranges import add_day_metadata, model_backfill_policy, per_day
+from ml_assets.assets.reports import auc_history
 from ml_assets.errors import classified, retry_policy
-from ml_assets.models.catalog import CatalogEntry
+from ml_assets.freshness_policy import deployed_model_policy
+from ml_assets.models.catalog import CatalogEntry, model_key
+from ml_assets.models.gate import GateRules
 from ml_assets.partitions import daily
+from ml_assets.resources.lake_ranges import window
 from ml_assets.resources.registry import ModelRegistry
 from ml_assets.settings import Settings
-from ml_assets.types import Frame
+from ml_assets.types import Document, Frame
 
 GROUP = "deployment"
 
 
-def _input_lineage(context: dg.AssetExecutionContext, model_asset: str) -> dict[str, Any]:
+def _input_lineage(context: dg.AssetExecutionContext, model_asset: str, day: str) -> dict[str, Any]:
     """Every partition upstream of the model's partition (partition mappings followed to the
     landed sources) with the data version of its latest materialization."""
     from ml_assets.lineage import data_versions, upstream_partitions
 
     graph = context.job_def.asset_layer.asset_graph
-    partitions = upstream_partitions(graph, model_asset, context.partition_key)
-    partitions[model_asset] = partitions["model_leaderboard"] = [context.partition_key]
+    partitions = upstream_partitions(graph, model_asset, day)
+    partitions[model_asset] = partitions["model_leaderboard"] = [day]
     return data_versions(context.instance, partitions)
+
+
+def gate_rules(settings: Settings) -> GateRules:
+    """The promotion gate's rules from settings (``models.gate.review``)."""
+    return GateRules(
+        auc_gate=settings.auc_gate,
+        bootstrap_samples=settings.bootstrap_samples,
+        seed=settings.seed,
+        significance=settings.significance,
+        require_improvement=settings.require_significant_improvement,
+    )
 
 
 def build_deployment_asset(settings: Settings, catalog: list[CatalogEntry]) -> dg.AssetsDefinition:
@@ -37,7 +49,7 @@ def build_deployment_asset(settings: Settings, catalog: list[CatalogEntry]) -> d
     @dg.asset(
         partitions_def=daily, group_name=GROUP, kinds={"lightgbm"}, owners=OWNERS,
         code_version="1", io_manager_key="lake", retry_policy=retry_policy(settings), ins={k: dg.AssetIn() for k in entries},
-        metadata={"auc_gate": settings.auc_gate},
+        metadata={"auc_gate": settings.auc_gate}, backfill_policy=model_backfill_policy(settings),
         freshness_policy=deployed_model_policy(settings),
     )  # fmt: skip
     @classified
@@ -47,47 +59,45 @@ def build_deployment_asset(settings: Settings, catalog: list[CatalogEntry]) -> d
         model_leaderboard: Frame,
         training_set: Frame,
         **models,
-    ) -> dict[str, Any]:
-        """Promote the best model if it clears the AUC gate and is not worse than the champion."""
-        from ml_assets.lineage import lineage_summary
-        from ml_assets.models.evaluate import paired_bootstrap
-        from ml_assets.models.features import LABEL
-        from ml_assets.models.gate import Candidate, decide
-        from ml_assets.models.train import holdout, predict
+    ) -> Document:
+        """Promote the best model if it clears the AUC gate and is not worse than the champion.
 
-        day = context.partition_key
-        best = model_leaderboard.iloc[0]
-        model = models[str(best["asset"])]
-        candidate = Candidate(
-            name=model.name, sha256=model.sha256, auc=float(best["auc"]), partition=day
+        A range run decides its days in day order, each against the champion the days before
+        it left."""
+        return per_day(
+            context,
+            lambda day: _deploy(
+                context,
+                registry,
+                day,
+                window(model_leaderboard, day, 1),
+                window(training_set, day, 1),
+                {name: window(model, day, 1) for name, model in models.items()},
+            ),
+            version=True,
+            lazy=True,
         )
+
+    def _deploy(
+        context: dg.AssetExecutionContext,
+        registry: ModelRegistry,
+        day: str,
+        model_leaderboard: Frame,
+        training_set: Frame,
+        models: dict,
+    ) -> dict[str, Any]:
+        from ml_assets.lineage import lineage_summary
+        from ml_assets.models.gate import decision_document, review
+
+        best = model_leaderboard.iloc[0]
         champion = registry.champion()
-        comparison = None
-        if champion is not None and champion.sha256 != model.sha256 and champion.partition <= day:
-            champion_model, _ = registry.load(champion.sha256)
-            rows = holdout(training_set)
-            if set(champion_model.features) <= set(rows.columns):
-                comparison = paired_bootstrap(
-                    rows[LABEL].to_numpy(), predict(model, rows), predict(champion_model, rows),
-                    samples=settings.bootstrap_samples, seed=settings.seed, level=1 - settings.significance,
-                )  # fmt: skip
-        decision = decide(
-            candidate, champion, comparison, settings.auc_gate,
-            require_improvement=settings.require_significant_improvement,
+        rules = gate_rules(settings)
+        verdict = review(
+            day, model_leaderboard, models, training_set, champion,
+            lambda sha256: registry.load(sha256)[0], rules,
         )  # fmt: skip
-        document: dict[str, Any] = {
-            "partition": day,
-            "promoted": decision.promote,
-            "reason": decision.reason,
-            "candidate": candidate.__dict__,
-            "champion_before": champion.__dict__ if champion else None,
-            "comparison": comparison.__dict__ if comparison else None,
-            "auc_gate": settings.auc_gate,
-            "require_significant_improvement": settings.require_significant_improvement,
-            "metrics": {
-                k: (v.item() if hasattr(v, "item") else v) for k, v in best.to_dict().items()
-            },
-        }
+        candidate, comparison, decision = verdict.candidate, verdict.comparison, verdict.decision
+        document = decision_document(day, model_leaderboard, champion, verdict, rules)
         if decision.promote:
             document["manifest"] = {
                 "catalog_entry": entries[str(best["asset"])].model_dump(mode="json"),
@@ -95,12 +105,14 @@ def build_deployment_asset(settings: Settings, catalog: list[CatalogEntry]) -> d
                     "ml_assets": __version__,
                     "asset": context.assets_def.code_versions_by_key[context.asset_key],
                 },
-                "inputs": _input_lineage(context, str(best["asset"])),
+                "inputs": _input_lineage(context, str(best["asset"]), day),
                 "metrics": document["metrics"],
                 "decision": decision.reason,
             }
-            registry.promote(model, document["manifest"], day)
-        context.add_output_metadata(
+            registry.promote(verdict.model, document["manifest"], day)
+        add_day_metadata(
+            context,
+            day,
             {
                 **(
                     {"input_partitions": lineage_summary(document["manifest"]["inputs"])}
@@ -120,8 +132,8 @@ def build_deployment_asset(settings: Settings, catalog: list[CatalogEntry]) -> d
                 "auc_history": auc_history(
                     context.instance, sorted(entries), day, settings.auc_history_days
                 ),
-            }
+            },
         )
-        return versioned(context, document)
+        return document
 
     return deployed_model

@@ -3,11 +3,11 @@
 import dagster as dg
 
 from ml_assets.assets import OWNERS
-from ml_assets.assets.training import model_key
-from ml_assets.assets.versions import versioned
+from ml_assets.assets.ranges import model_backfill_policy, per_day
 from ml_assets.errors import classified, retry_policy
-from ml_assets.models.catalog import CatalogEntry
+from ml_assets.models.catalog import CatalogEntry, model_key
 from ml_assets.partitions import daily
+from ml_assets.resources.lake_ranges import window
 from ml_assets.settings import Settings
 from ml_assets.types import Frame
 
@@ -20,12 +20,28 @@ def build_leaderboard_asset(settings: Settings, catalog: list[CatalogEntry]) -> 
     @dg.asset(
         partitions_def=daily, group_name=GROUP, kinds={"pandas", "parquet"}, owners=OWNERS,
         code_version="2", io_manager_key="lake", retry_policy=retry_policy(settings), ins=ins,
+        backfill_policy=model_backfill_policy(settings),
     )  # fmt: skip
     @classified
     def model_leaderboard(
         context: dg.AssetExecutionContext, training_set: Frame, **models
     ) -> Frame:
         """Every model on the same holdout rows: AUC, log-loss, Brier, calibration; ranked by AUC."""
+        return per_day(
+            context,
+            lambda day: _leaderboard(
+                context,
+                day,
+                window(training_set, day, 1),
+                {name: window(model, day, 1) for name, model in models.items()},
+            ),
+            version=True,
+            lazy=True,
+        )
+
+    def _leaderboard(
+        context: dg.AssetExecutionContext, day: str, training_set: Frame, models: dict
+    ) -> Frame:
         from ml_assets.checks.contracts import ContractGate
         from ml_assets.models.evaluate import score
         from ml_assets.models.features import LABEL
@@ -35,10 +51,10 @@ def build_leaderboard_asset(settings: Settings, catalog: list[CatalogEntry]) -> 
         rows = holdout(training_set)
         y = rows[LABEL].to_numpy()
         scored = {name: (model, score(y, predict(model, rows))) for name, model in models.items()}
-        gate = ContractGate(context, settings)
+        gate = ContractGate(context, settings, partition=day)
         board = gate.check("model_leaderboard", rank(scored), gate.params())
         best = board.iloc[0]
-        board = gate.finish(
+        return gate.finish(
             board,
             "model_leaderboard",
             {
@@ -51,6 +67,5 @@ def build_leaderboard_asset(settings: Settings, catalog: list[CatalogEntry]) -> 
                 ),
             },
         )
-        return versioned(context, board)
 
     return model_leaderboard

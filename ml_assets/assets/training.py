@@ -8,23 +8,25 @@ from ml_assets import k8s
 from ml_assets.assets import OWNERS
 from ml_assets.assets.checkpointing import checkpointed_training
 from ml_assets.assets.errors import persistent_failures
-from ml_assets.assets.ranges import BACKFILL_POLICY, in_range_run, per_day
+from ml_assets.assets.ranges import (
+    BACKFILL_POLICY,
+    add_day_metadata,
+    in_range_run,
+    model_backfill_policy,
+    per_day,
+)
 from ml_assets.assets.versions import versioned
 from ml_assets.errors import classified, persistent_failure, retry_policy
 from ml_assets.feature_repo.definitions import ENTITY_ASSETS
-from ml_assets.models.catalog import CatalogEntry
+from ml_assets.models.catalog import CatalogEntry, model_key
 from ml_assets.models.train import TrainedModel
 from ml_assets.partitions import daily, trailing
 from ml_assets.resources import lake_ranges
 from ml_assets.resources.feature_store import FeatureStoreResource
 from ml_assets.settings import Settings, node_name
-from ml_assets.types import Frame
+from ml_assets.types import Frame, Model
 
 GROUP = "training"
-
-
-def model_key(entry: CatalogEntry) -> str:
-    return f"model__{entry.name}"
 
 
 def training_set_policy(settings: Settings) -> dg.BackfillPolicy:
@@ -118,23 +120,32 @@ def build_model_asset(entry: CatalogEntry, settings: Settings) -> dg.AssetsDefin
         code_version=f"train-1/entry-{entry.version}", io_manager_key="lake",
         description=entry.description or f"LightGBM model {entry.name} from the catalog.",
         op_tags=k8s.op_tags(entry.profile, entry.spot), pool=k8s.pool(entry.profile),
-        retry_policy=retry_policy(settings),
+        retry_policy=retry_policy(settings), backfill_policy=model_backfill_policy(settings),
         metadata={"catalog_entry": entry.model_dump(mode="json"), "profile": entry.profile},
         tags={"profile": entry.profile},
     )  # fmt: skip
     @classified
-    def _model(context: dg.AssetExecutionContext, training_set: Frame) -> TrainedModel:
+    def _model(context: dg.AssetExecutionContext, training_set: Frame) -> Model:
+        """Train the entry on the day's training set (each day of a range run in turn)."""
+        return per_day(
+            context,
+            lambda day: _train(context, day, lake_ranges.window(training_set, day, 1)),
+            version=True,
+            lazy=True,
+        )
+
+    def _train(context: dg.AssetExecutionContext, day: str, training_set: Frame) -> TrainedModel:
         from ml_assets.models.evaluate import auc
         from ml_assets.models.features import LABEL
         from ml_assets.models.gpu import GpuUnavailable
         from ml_assets.models.train import fit, holdout, predict
 
-        step = f"{model_key(entry)}[{context.partition_key}]"
+        step = f"{model_key(entry)}[{day}]"
         threads = k8s.training_threads(entry.profile, settings)
         started = time.perf_counter()
         try:
             with (
-                checkpointed_training(context, model_key(entry), entry, settings) as guard,
+                checkpointed_training(context, model_key(entry), entry, settings, day) as guard,
                 persistent_failures(step),
             ):
                 model = fit(
@@ -146,7 +157,9 @@ def build_model_asset(entry: CatalogEntry, settings: Settings) -> dg.AssetsDefin
             context.log.warning(f"{step} on node {node_name()}: {model.device_note}")
         seconds = time.perf_counter() - started
         rows = holdout(training_set)
-        context.add_output_metadata(
+        add_day_metadata(
+            context,
+            day,
             {
                 "holdout_auc": auc(rows[LABEL].to_numpy(), predict(model, rows)),
                 "train_rows": model.train_rows,
@@ -158,9 +171,9 @@ def build_model_asset(entry: CatalogEntry, settings: Settings) -> dg.AssetsDefin
                 "num_threads": threads,
                 "resumed_from_iteration": model.resumed_from_iteration,
                 "iterations_trained": guard.computed,
-            }
+            },
         )
-        return versioned(context, model)
+        return model
 
     return _model
 

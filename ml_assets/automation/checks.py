@@ -72,7 +72,13 @@ def build_monitor_checks(settings: Settings) -> list[dg.AssetChecksDefinition]:
         "vs the champion on the same holdout.",
     )  # fmt: skip
     def model_quality(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        day = context.partition_key
+        if context.has_partition_key:
+            return quality_of(context, context.partition_key)
+        return join_results(
+            {day: quality_of(context, day) for day in context.partition_keys}, context
+        )
+
+    def quality_of(context: dg.AssetCheckExecutionContext, day: str) -> dg.AssetCheckResult:
         facts = history.metadata_values(
             history.latest_materialization(context.instance, "deployed_model", day)
         )

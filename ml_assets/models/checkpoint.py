@@ -69,8 +69,9 @@ def resumable(params: dict[str, Any]) -> bool:
 
 @dataclass(eq=False)  # hashable by identity: LightGBM keeps callbacks in a set
 class TrainingGuard:
-    """LightGBM after-iteration callback: checkpoint every ``every`` rounds; on ``stop_requested()``
-    (a reason, or None) or past ``deadline`` (``clock`` time) checkpoint and raise.
+    """LightGBM after-iteration callback: checkpoint every ``every`` rounds (if set) and every
+    ``every_s`` seconds of ``clock`` time (if set); on ``stop_requested()`` (a reason, or None) or
+    past ``deadline`` checkpoint and raise.
 
     ``fit`` calls ``start`` with the run's fingerprint; ``resumed_from`` and ``computed`` record
     where training started and how many rounds this attempt trained.
@@ -78,7 +79,8 @@ class TrainingGuard:
 
     save: Callable[[Checkpoint], None]
     load: Callable[[], Checkpoint | None]
-    every: int = 25
+    every: int | None = 25
+    every_s: float | None = None
     deadline: float | None = None
     timeout_s: float | None = None
     stop_requested: Callable[[], str | None] = lambda: None
@@ -88,6 +90,7 @@ class TrainingGuard:
     resumed_from: int = 0
     computed: int = 0
     saved: int | None = field(default=None)
+    saved_at: float | None = None
     stale: bool = False
     order: int = 100  # LightGBM runs callbacks by this key; after its own
     before_iteration: bool = False
@@ -104,12 +107,22 @@ class TrainingGuard:
     def checkpoint(self, booster: Any, iteration: int) -> None:
         if self.enabled and self.saved != iteration:
             self.save(Checkpoint(iteration, self.fingerprint, booster.model_to_string()))
-            self.saved = iteration
+            self.saved, self.saved_at = iteration, self.clock()
+
+    def _due(self, done: int) -> bool:
+        if self.every is not None and done % self.every == 0:
+            return True
+        if self.every_s is None:
+            return False
+        if self.saved_at is None:
+            self.saved_at = self.clock()  # the first round: the interval starts now
+            return False
+        return self.clock() - self.saved_at >= self.every_s
 
     def __call__(self, env: Any) -> None:
         done = env.iteration + 1
         self.computed += 1
-        if done % self.every == 0 or done == env.end_iteration:
+        if self._due(done):
             self.checkpoint(env.model, done)
         reason = self.stop_requested()
         if reason is not None and done < env.end_iteration:

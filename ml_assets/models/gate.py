@@ -1,10 +1,20 @@
-"""The quality gate: promote the leaderboard's best model only when it earns it."""
+"""The quality gate: promote the leaderboard's best model only when it earns it.
+
+:func:`review` is the one promotion decision: ``deployed_model`` and every benchmark call it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from ml_assets.models.evaluate import PairedComparison
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ml_assets.models.train import TrainedModel
 
 
 @dataclass(frozen=True)
@@ -88,3 +98,94 @@ def decide(
     return Decision(
         True, f"{candidate.name} AUC {candidate.auc:.4f} clears the gate {auc_gate:.4f}; {versus}"
     )
+
+
+@dataclass(frozen=True)
+class GateRules:
+    """The gate's settings: absolute AUC bar, the paired bootstrap, the improvement rule."""
+
+    auc_gate: float
+    bootstrap_samples: int
+    seed: int
+    significance: float = 0.05
+    require_improvement: bool = False
+
+
+@dataclass(frozen=True)
+class Review:
+    """The leaderboard's best model, its comparison with the champion and the decision."""
+
+    candidate: Candidate
+    model: TrainedModel
+    comparison: PairedComparison | None
+    decision: Decision
+
+
+def review(
+    day: str,
+    leaderboard: pd.DataFrame,
+    models: Mapping[str, TrainedModel],
+    training_set: pd.DataFrame,
+    champion: Champion | None,
+    load_champion: Callable[[str], TrainedModel],
+    rules: GateRules,
+) -> Review:
+    """Select the best model of ``day``'s leaderboard, compare it with the champion on the day's
+    holdout rows (paired bootstrap; only a champion of the same or an older day, with features
+    the holdout has) and decide."""
+    from ml_assets.models.evaluate import paired_bootstrap
+    from ml_assets.models.features import LABEL
+    from ml_assets.models.train import holdout, predict
+
+    best = leaderboard.iloc[0]
+    model = models[str(best["asset"])]
+    candidate = Candidate(
+        name=model.name, sha256=model.sha256, auc=float(best["auc"]), partition=day
+    )
+    comparison = None
+    if champion is not None and champion.sha256 != model.sha256 and champion.partition <= day:
+        champion_model = load_champion(champion.sha256)
+        rows = holdout(training_set)
+        if set(champion_model.features) <= set(rows.columns):
+            comparison = paired_bootstrap(
+                rows[LABEL].to_numpy(),
+                predict(model, rows),
+                predict(champion_model, rows),
+                samples=rules.bootstrap_samples,
+                seed=rules.seed,
+                level=1 - rules.significance,
+            )
+    decision = decide(
+        candidate,
+        champion,
+        comparison,
+        rules.auc_gate,
+        require_improvement=rules.require_improvement,
+    )
+    return Review(candidate, model, comparison, decision)
+
+
+def decision_document(
+    day: str,
+    leaderboard: pd.DataFrame,
+    champion: Champion | None,
+    verdict: Review,
+    rules: GateRules,
+) -> dict[str, Any]:
+    """The deployment's record of ``day``: decision, reason, candidate, champion, comparison and
+    the best model's metrics (``deployed_model`` adds the manifest when it promotes)."""
+    comparison = verdict.comparison
+    return {
+        "partition": day,
+        "promoted": verdict.decision.promote,
+        "reason": verdict.decision.reason,
+        "candidate": verdict.candidate.__dict__,
+        "champion_before": champion.__dict__ if champion else None,
+        "comparison": comparison.__dict__ if comparison else None,
+        "auc_gate": rules.auc_gate,
+        "require_significant_improvement": rules.require_improvement,
+        "metrics": {
+            k: (v.item() if hasattr(v, "item") else v)
+            for k, v in leaderboard.iloc[0].to_dict().items()
+        },
+    }

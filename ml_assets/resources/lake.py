@@ -204,9 +204,11 @@ class LakeIOManagerFactory(dg.ConfigurableIOManagerFactory):
 
 def concat_partitions(loaded: Any) -> Any:
     """Join ``{partition: frame}`` in partition order; anything else passes through."""
+    from collections.abc import Mapping
+
     import pandas as pd
 
-    if not isinstance(loaded, dict) or not loaded:
+    if not isinstance(loaded, Mapping) or not loaded:
         return loaded
     values = [loaded[key] for key in sorted(loaded)]
     if all(isinstance(v, pd.DataFrame) for v in values):

@@ -6,10 +6,15 @@ A backfill of a ``BackfillPolicy.single_run()`` asset runs once for a range of d
 writes) and, in a range run, hands every partitioned input to the step as a
 :class:`PartitionFrames` too, so the step can compute day by day on exactly the frames a daily
 run would see. Runs of one partition behave as before.
+
+Memory stays bounded however long the range: inputs are read when a day is asked for (recently
+read days kept up to ``KEEP_BYTES``), and a lazy output is computed day by day as it is written,
+so a day's frame is dropped once it is in the lake.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import dagster as dg
@@ -20,8 +25,70 @@ RANGE_START_TAG = "dagster/asset_partition_range_start"
 PARTITION_TAG = "dagster/partition"
 
 
-class PartitionFrames(dict):
-    """``{partition key: value}`` of a range run, in partition order."""
+KEEP_BYTES = 256 * 2**20  # input days kept in memory for windows read again by the next day
+
+
+class PartitionFrames(Mapping[str, Any]):
+    """``{partition key: value}`` of a range run, in partition order.
+
+    Either holds its values, or ``produce(day)`` makes each on access (read from the lake, or
+    computed by the step): without ``keep_bytes`` nothing is kept; with it, the newest values
+    up to that many bytes are, the oldest days dropped first.
+    """
+
+    def __init__(
+        self,
+        values: Mapping[str, Any] | None = None,
+        *,
+        produce: Callable[[str], Any] | None = None,
+        keys: Iterable[str] = (),
+        keep_bytes: int = 0,
+    ) -> None:
+        self._values = dict(values or {})
+        self._produce = produce
+        self._keys = sorted(self._values if produce is None else set(keys))
+        self._known = set(self._keys)
+        self._keep = keep_bytes
+
+    @property
+    def lazy(self) -> bool:
+        return self._produce is not None
+
+    def __getitem__(self, key: str) -> Any:
+        if self._produce is None or key in self._values:
+            return self._values[key]
+        if key not in self._known:
+            raise KeyError(key)
+        value = self._produce(key)
+        if self._keep:
+            self._values[key] = value
+            self._evict()
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._known
+
+    def __repr__(self) -> str:
+        return f"PartitionFrames({self._keys[:1]}..{self._keys[-1:]}, lazy={self.lazy})"
+
+    def _evict(self) -> None:
+        kept = sorted(self._values)
+        while len(kept) > 1 and sum(_nbytes(self._values[k]) for k in kept) > self._keep:
+            del self._values[kept.pop(0)]
+
+
+def _nbytes(value: Any) -> int:
+    import pandas as pd
+
+    if isinstance(value, pd.DataFrame):
+        return int(value.memory_usage(index=False).sum())
+    return 1 << 20  # a model or a document: small, counted as 1 MiB
 
 
 def is_range_run(tags: dict[str, str]) -> bool:
@@ -44,7 +111,7 @@ class RangeLakeIOManager(LakeIOManager):
             super().handle_output(context, obj)
             return
         paths = self._get_paths_for_partitions(context)
-        missing = sorted(set(paths) - set(obj))
+        missing = sorted(set(paths) - set(obj))  # keys only: a lazy value is not computed here
         if missing or set(obj) - set(paths):
             raise dg.Failure(
                 f"{context.asset_key.to_user_string()}: the step returned partitions "
@@ -52,9 +119,11 @@ class RangeLakeIOManager(LakeIOManager):
                 allow_retries=False,
             )
         asset_key = context.asset_key
-        for key in sorted(paths):
+        for key in sorted(paths):  # in day order: a lazy output computes each day here
+            value = obj[key]
             self.make_directory(paths[key].parent)
-            facts = dump_object(obj[key], paths[key])
+            facts = dump_object(value, paths[key])
+            del value
             context.step_context.add_asset_metadata(facts, asset_key=asset_key, partition_key=key)
 
     def load_partitions(self, context: dg.InputContext) -> Any:
@@ -62,7 +131,9 @@ class RangeLakeIOManager(LakeIOManager):
             return super().load_partitions(context)
         paths = self._get_paths_for_partitions(context)
         return PartitionFrames(
-            {key: self.load_from_path(context, paths[key]) for key in sorted(paths)}
+            produce=lambda key: self.load_from_path(context, paths[key]),
+            keys=paths,
+            keep_bytes=KEEP_BYTES,
         )
 
 
@@ -88,7 +159,7 @@ def window(value: Any, day: str, days: int) -> Any:
     if not isinstance(value, PartitionFrames):
         return value
     first = (dt.date.fromisoformat(day) - dt.timedelta(days=days - 1)).isoformat()
-    parts = {key: frame for key, frame in value.items() if first <= key <= day}
+    parts = {key: value[key] for key in value if first <= key <= day}
     if not parts:
         raise KeyError(f"no loaded partition in {first}..{day}")
     return next(iter(parts.values())) if len(parts) == 1 else concat_partitions(parts)
