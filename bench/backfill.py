@@ -98,11 +98,11 @@ def plain_python(
     from upath import UPath
 
     from ml_assets.assets.deployment import gate_rules
-    from ml_assets.assets.feature_store import online_window
+    from ml_assets.assets.feature_store_assets import online_window
     from ml_assets.atomic import write_atomic
     from ml_assets.checks.contracts import contract_params, load_references, quarantine_limit
     from ml_assets.checks.validation import validate
-    from ml_assets.feature_repo.definitions import feast_frames
+    from ml_assets.feature_repo.feast_objects import feast_frames
     from ml_assets.models.catalog import load_catalog
     from ml_assets.models.evaluate import score
     from ml_assets.models.features import (
@@ -117,8 +117,8 @@ def plain_python(
     from ml_assets.models.train import fit, holdout, predict
     from ml_assets.models.training_set import build_training_set, split_served_features
     from ml_assets.resources.feature_store import build_feature_store
-    from ml_assets.resources.landing import LandingZone
-    from ml_assets.sources.landing import read_daily, read_reference
+    from ml_assets.resources.landing_zone import LandingZone
+    from ml_assets.sources.landing_files import read_daily, read_reference
 
     timer = Timer()
     catalog = load_catalog(settings.catalog_path)
@@ -258,7 +258,7 @@ def seed(root: Path, warm: list[str]) -> None:
 
     from ml_assets.definitions import build_defs
     from ml_assets.execution import FEATURES_JOB, REFERENCE_JOB
-    from ml_assets.runner import materialize_days, materialize_range
+    from ml_assets.operations.materialize import materialize_days, materialize_range
     from ml_assets.settings import Settings
 
     defs = build_defs(Settings.from_env())
@@ -273,9 +273,13 @@ def through_dagster(
 ) -> tuple[str, float, float, float]:
     """Launch the backfill through the webserver + daemon; (backfill id, requested at, seconds
     to healthy, the machine's CPU-seconds from the request to the backfill's end)."""
-    from ml_assets.backfill_launch import launch_backfill, partitioned_assets, wait_backfill
     from ml_assets.execution import DAILY_GROUPS
-    from ml_assets.ui import commands, stop, wait_healthy
+    from ml_assets.operations.backfill_launch import (
+        launch_backfill,
+        partitioned_assets,
+        wait_backfill,
+    )
+    from ml_assets.operations.supervisor import commands, stop, wait_healthy
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
@@ -443,7 +447,7 @@ def main() -> None:
     from backfill_baseline import fair_baseline
 
     from ml_assets.settings import Settings
-    from ml_assets.sources.landing import days_between, land
+    from ml_assets.sources.landing_files import days_between, land
 
     first = dt.date.fromisoformat(FIRST_DAY) + dt.timedelta(days=args.window_days)
     last = first + dt.timedelta(days=args.days - 1)

@@ -79,9 +79,9 @@ def _train(frame: Any, entry: Any, day: str, settings: Any) -> Any:
     """``fit`` under the checkpoint guard a model step uses (same store, interval and limit)."""
     from ml_assets import k8s
     from ml_assets.models.catalog import model_key
-    from ml_assets.models.checkpoint import TrainingGuard
     from ml_assets.models.train import fit
-    from ml_assets.resources.checkpoints import CheckpointStore
+    from ml_assets.models.training_guard import TrainingGuard
+    from ml_assets.resources.checkpoint_store import CheckpointStore
     from ml_assets.timeouts import model_timeout_s
 
     store = CheckpointStore(settings.lake_base, model_key(entry), day)
@@ -187,18 +187,18 @@ def fair_baseline(settings: Any, days: list[str], warm: list[str]) -> tuple[floa
     import pandas as pd
     from upath import UPath
 
-    from ml_assets.assets.feature_store import online_window
+    from ml_assets.assets.feature_store_assets import online_window
     from ml_assets.checks.contracts import load_references
     from ml_assets.definitions import build_defs
-    from ml_assets.feature_repo.definitions import feast_frames
+    from ml_assets.feature_repo.feast_objects import feast_frames
     from ml_assets.models.catalog import load_catalog
     from ml_assets.models.features import build_flight_features, build_traffic_features
     from ml_assets.models.prepare import prepare_flights, prepare_planes, prepare_weather
     from ml_assets.resources.feature_store import build_feature_store
     from ml_assets.resources.lake import dump_object
-    from ml_assets.resources.landing import LandingZone
+    from ml_assets.resources.landing_zone import LandingZone
     from ml_assets.resources.registry import ModelRegistry
-    from ml_assets.sources.landing import read_daily, read_reference
+    from ml_assets.sources.landing_files import read_daily, read_reference
 
     seconds: dict[str, float] = defaultdict(float)
     base, horizon = settings.landing_base, settings.prediction_horizon_hours

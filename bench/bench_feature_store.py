@@ -31,11 +31,11 @@ def build_lake(root: Path) -> tuple[str, list[str], object]:
     import pandas as pd
     from upath import UPath
 
-    from ml_assets.feature_repo.definitions import feast_frames
+    from ml_assets.feature_repo.feast_objects import feast_frames
     from ml_assets.models.features import build_flight_features, build_traffic_features
     from ml_assets.models.prepare import prepare_flights, prepare_planes, prepare_weather
     from ml_assets.resources.lake import dump_object
-    from ml_assets.sources.landing import days_between, land, read_daily, read_reference
+    from ml_assets.sources.landing_files import days_between, land, read_daily, read_reference
 
     landing = str(root / "landing")
     land(landing, *DAYS)
@@ -62,7 +62,7 @@ def bench_online(settings, lake: str, days: list[str], frame, reads: int) -> Non
     """Serving reads through the lean reader (what ``Predictor`` uses) and, for contrast, the SDK."""
     import numpy as np
 
-    from ml_assets.assets.feature_store import online_window
+    from ml_assets.assets.feature_store_assets import online_window
     from ml_assets.models.catalog import CatalogEntry
     from ml_assets.models.train import fit
     from ml_assets.models.training_set import build_training_set

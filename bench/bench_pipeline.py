@@ -49,7 +49,7 @@ def plain_python(settings, days: list[str], warm: list[str]) -> float:
     from ml_assets.models.prepare import prepare_flights, prepare_planes, prepare_weather
     from ml_assets.models.train import fit, holdout, predict
     from ml_assets.models.training_set import build_training_set
-    from ml_assets.sources.landing import read_daily, read_reference
+    from ml_assets.sources.landing_files import read_daily, read_reference
 
     catalog = load_catalog(settings.catalog_path)
     base, horizon = settings.landing_base, settings.prediction_horizon_hours
@@ -114,7 +114,7 @@ def through_dagster(executor: str, days: list[str], warm: list[str]) -> float:
 
     from ml_assets.definitions import build_defs
     from ml_assets.execution import FEATURES_JOB, REFERENCE_JOB
-    from ml_assets.runner import materialize_days
+    from ml_assets.operations.materialize import materialize_days
     from ml_assets.settings import Settings
 
     defs = build_defs(Settings.from_env())
@@ -163,7 +163,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from ml_assets.settings import Settings
-    from ml_assets.sources.landing import days_between, land
+    from ml_assets.sources.landing_files import days_between, land
 
     end = dt.date.fromisoformat(TIMED_END)
     start = (end - dt.timedelta(days=args.days - 1)).isoformat()

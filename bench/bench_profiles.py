@@ -50,7 +50,7 @@ def measure(frame, entry, profile: str, settings):
 
 def cost(seconds: float, profile: str, spot: bool, settings) -> float:
     """Dollars for one step of ``seconds`` on ``profile``, as the backfill plan bills it."""
-    from ml_assets.backfill_plan import Bill, Step, prices_from
+    from ml_assets.operations.backfill_plan import Bill, Step, prices_from
 
     bill = Bill()
     bill.add(Step("model", "model", profile=profile, spot=spot), seconds, prices_from(settings))

@@ -25,7 +25,7 @@ def real_training_set(first: str, last: str, holdout_days: int):
     from ml_assets.models.features import build_flight_features, build_traffic_features
     from ml_assets.models.prepare import prepare_flights, prepare_planes, prepare_weather
     from ml_assets.models.training_set import build_training_set
-    from ml_assets.sources.landing import days_between, land, read_daily, read_reference
+    from ml_assets.sources.landing_files import days_between, land, read_daily, read_reference
 
     days = days_between(first, last)
     start = max(pd.Timestamp(first) - pd.Timedelta(days=TRAFFIC_DAYS), pd.Timestamp("2013-01-01"))
@@ -57,11 +57,11 @@ def main() -> None:
     import datetime as dt
 
     from ml_assets.models.catalog import load_catalog
-    from ml_assets.models.checkpoint import Preempted, TrainingGuard, resumable
     from ml_assets.models.evaluate import auc
     from ml_assets.models.features import LABEL
     from ml_assets.models.train import fit, holdout, lightgbm_params, predict
-    from ml_assets.resources.checkpoints import CheckpointStore
+    from ml_assets.models.training_guard import Preempted, TrainingGuard, resumable
+    from ml_assets.resources.checkpoint_store import CheckpointStore
     from ml_assets.settings import DEFAULT_CATALOG
 
     first = (dt.date.fromisoformat(args.last) - dt.timedelta(days=args.days - 1)).isoformat()

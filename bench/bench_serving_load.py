@@ -44,11 +44,11 @@ def build_lake(root: Path, days: list[str]) -> tuple[str, Any, Any]:
     import pandas as pd
     from upath import UPath
 
-    from ml_assets.feature_repo.definitions import feast_frames
+    from ml_assets.feature_repo.feast_objects import feast_frames
     from ml_assets.models.features import build_flight_features, build_traffic_features
     from ml_assets.models.prepare import prepare_flights, prepare_planes, prepare_weather
     from ml_assets.resources.lake import dump_object
-    from ml_assets.sources.landing import days_between, land, read_daily, read_reference
+    from ml_assets.sources.landing_files import days_between, land, read_daily, read_reference
 
     landing = str(root / "landing")
     land(landing, FIRST, days[-1])
@@ -124,7 +124,7 @@ def client_process(settings: Any, flights: list[str], n: int, seed: int, start: 
 
 def materializer(settings: Any, day: str, start: Any, stop: Any, out: Any) -> None:
     """Materialize ``day`` (its upkeep included) again and again until ``stop``."""
-    from ml_assets.assets.feature_store import online_window
+    from ml_assets.assets.feature_store_assets import online_window
     from ml_assets.resources.feature_store import build_feature_store
 
     store = build_feature_store(settings)
@@ -248,10 +248,10 @@ def main() -> None:
 
     import pandas as pd
 
-    from ml_assets.assets.feature_store import online_window
+    from ml_assets.assets.feature_store_assets import online_window
     from ml_assets.resources.feature_store import build_feature_store
     from ml_assets.settings import Settings
-    from ml_assets.sources.landing import days_between
+    from ml_assets.sources.landing_files import days_between
 
     with tempfile.TemporaryDirectory(prefix="ml-assets-load-") as tmp:
         root = Path(tmp)

@@ -49,7 +49,7 @@ def year_features(settings, cache: Path):
 
     from ml_assets.models.features import build_flight_features, build_traffic_features
     from ml_assets.models.prepare import prepare_flights, prepare_planes, prepare_weather
-    from ml_assets.sources.landing import days_between, land, read_daily, read_reference
+    from ml_assets.sources.landing_files import days_between, land, read_daily, read_reference
 
     version = _features_version(settings)
     ff_path, tf_path = cache / f"flight-{version}.parquet", cache / f"traffic-{version}.parquet"

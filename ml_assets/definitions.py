@@ -14,8 +14,8 @@ def build_defs(settings: Settings) -> dg.Definitions:
     """Assets, checks, jobs, executor and resources for one environment."""
     from ml_assets.assets.deployment import build_deployment_asset
     from ml_assets.assets.evaluation import build_leaderboard_asset
-    from ml_assets.assets.feature_store import build_feature_store_assets
-    from ml_assets.assets.features import build_feature_assets
+    from ml_assets.assets.feature_assets import build_feature_assets
+    from ml_assets.assets.feature_store_assets import build_feature_store_assets
     from ml_assets.assets.raw import build_raw_assets
     from ml_assets.assets.training import build_training_assets
     from ml_assets.automation import build_automation_defs
@@ -24,7 +24,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
     from ml_assets.models.catalog import load_catalog
     from ml_assets.resources.feature_store import build_feature_store
     from ml_assets.resources.lake_ranges import RangeLakeIOManagerFactory
-    from ml_assets.resources.landing import LandingZone
+    from ml_assets.resources.landing_zone import LandingZone
     from ml_assets.resources.registry import ModelRegistry
     from ml_assets.timeouts import run_tags, step_timeouts
 

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ml_assets.feature_repo.definitions import VIEW_TTL_DAYS
+from ml_assets.feature_repo.feast_objects import VIEW_TTL_DAYS
 from ml_assets.models.features import Flight, parse_flight_id
 from ml_assets.models.prepare import LOCAL_TZ
 

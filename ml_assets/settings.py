@@ -120,8 +120,9 @@ class Settings(BaseModel):
     retry_delay_s: float = Field(10.0, description="First retry delay; doubles each attempt.")
     smtp_attempts: int = Field(4, description="SMTP tries when the server answers 4xx or drops.")
     smtp_retry_delay_s: float = Field(1.0, description="First SMTP retry delay; doubles.")
-    # Backfill planning (ml_assets/backfill_plan.py): defaults where the event log has no run yet,
-    # and a price table (illustrative GCP us-central1 list prices: N2 vCPU, T4 GPU; override them)
+    # Backfill planning (ml_assets/operations/backfill_plan.py): defaults where the event log has
+    # no run yet, and a price table (illustrative GCP us-central1 list prices: N2 vCPU, T4 GPU;
+    # override them)
     backfill_default_step_s: float = Field(5.0, description="Seconds per step-day, unobserved.")
     backfill_run_overhead_s: float = Field(6.0, description="Launch + load per run, unobserved.")
     backfill_max_concurrent_runs: int = Field(5, description="If the instance sets no run queue.")

@@ -16,9 +16,9 @@ import pytest
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 import yaml
 
-from ml_assets.automation.sink import Inbox, start_sink
+from ml_assets.automation.smtp_sink import Inbox, start_sink
 from ml_assets.settings import Settings
-from ml_assets.sources.landing import land
+from ml_assets.sources.landing_files import land
 
 # A native crash (segfault in a C extension) kills pytest before it can report, and pytest's
 # captured stderr goes with it: the test that ran stays named in RUNNING and every thread's stack

@@ -13,7 +13,7 @@ import yaml
 
 from ml_assets.definitions import build_defs
 from ml_assets.execution import FEATURES_JOB, REFERENCE_JOB
-from ml_assets.runner import materialize_days
+from ml_assets.operations.materialize import materialize_days
 from ml_assets.settings import PROJECT_ROOT, Settings
 
 DEPLOY = PROJECT_ROOT / "deploy"

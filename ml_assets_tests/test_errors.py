@@ -21,7 +21,7 @@ from ml_assets.resources.lake import CorruptLakeFile
 from ml_assets.resources.registry import RegistryError
 from ml_assets.security import UnsafeNameError
 from ml_assets.settings import Settings
-from ml_assets.sources.landing import LandingError
+from ml_assets.sources.landing_files import LandingError
 
 
 def _transient() -> list[BaseException]:
@@ -180,7 +180,7 @@ def test_a_code_error_fails_once_and_a_transient_fault_is_retried(settings: Sett
 
 def test_persistent_failures_blocks_let_other_exceptions_reach_outer_contexts() -> None:
     """A guard around the block (e.g. checkpointed training) still sees its own exceptions."""
-    from ml_assets.assets.errors import persistent_failures
+    from ml_assets.assets.data_errors import persistent_failures
 
     class Interrupted(Exception):
         pass

@@ -32,6 +32,10 @@ BELOW_AUTOMATION = (
 )
 # The pure data science may use these small, dependency-free leaf modules besides its own package.
 MODELS_MAY_IMPORT = {"ml_assets", "ml_assets.types", "ml_assets.atomic"}
+# Operator tooling (CLI, backfills, the supervisor) sits on top: only itself and the package's
+# entry points may import it.
+OPERATIONS = "ml_assets.operations"
+MAY_IMPORT_OPERATIONS = {"ml_assets", "ml_assets.__main__"}
 
 
 def module_name(path: Path, root: Path = ROOT) -> str:
@@ -163,6 +167,28 @@ def test_nothing_below_automation_imports_it(graph: dict[str, set[str]]) -> None
         if within(edge, "ml_assets.automation")
     ]
     assert not bad, "\n".join(bad)
+
+
+def test_nothing_outside_operations_imports_it(graph: dict[str, set[str]]) -> None:
+    assert any(within(module, OPERATIONS) for module in graph), "no operations package"
+    bad = [
+        f"{module} imports {edge}"
+        for module, edges in sorted(graph.items())
+        if not within(module, OPERATIONS) and module not in MAY_IMPORT_OPERATIONS
+        for edge in sorted(edges)
+        if within(edge, OPERATIONS)
+    ]
+    assert not bad, "\n".join(bad)
+
+
+def test_module_file_names_are_unique() -> None:
+    """Each module's file name says what it holds, once in the tree (``__init__.py`` aside)."""
+    by_name: dict[str, list[str]] = {}
+    for module, path in package_modules().items():
+        if path.name != "__init__.py":
+            by_name.setdefault(path.name, []).append(module)
+    clashes = {name: modules for name, modules in by_name.items() if len(modules) > 1}
+    assert not clashes, "\n".join(f"{n}: {', '.join(m)}" for n, m in sorted(clashes.items()))
 
 
 def test_bench_does_not_import_tests() -> None:

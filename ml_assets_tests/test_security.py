@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from upath import UPath
 
-from ml_assets import cli, ui
-from ml_assets.automation.landing import scan_daily_files
+from ml_assets.automation.landing_scan import scan_daily_files
+from ml_assets.operations import cli, supervisor
 from ml_assets.resources.feature_store import FeatureStoreError, FeatureStoreResource
 from ml_assets.resources.lake import LakeIOManager, dump_object, load_object
 from ml_assets.resources.notify import build_notifier
@@ -149,9 +149,9 @@ def test_store_credentials_are_masked_in_errors() -> None:
 def test_ui_and_metrics_bind_localhost_by_default(monkeypatch, tmp_path) -> None:
     calls = []
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
-    monkeypatch.setattr(ui, "up", lambda *args: calls.append(args) or 0)
+    monkeypatch.setattr(supervisor, "up", lambda *args: calls.append(args) or 0)
     assert cli.main(["up"]) == 0
     assert calls[0][0] == "127.0.0.1"
-    assert ui.commands("127.0.0.1", 3000)["webserver"][1:3] == ["-h", "127.0.0.1"]
+    assert supervisor.commands("127.0.0.1", 3000)["webserver"][1:3] == ["-h", "127.0.0.1"]
     makefile = (PACKAGE.parent / "Makefile").read_text()
     assert "dagster dev -h 127.0.0.1" in makefile and "0.0.0.0" not in makefile

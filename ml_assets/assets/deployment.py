@@ -6,7 +6,7 @@ import dagster as dg
 
 from ml_assets import __version__
 from ml_assets.assets import OWNERS
-from ml_assets.assets.ranges import add_day_metadata, model_backfill_policy, per_day
+from ml_assets.assets.range_runs import add_day_metadata, model_backfill_policy, per_day
 from ml_assets.assets.reports import auc_history
 from ml_assets.errors import classified, retry_policy
 from ml_assets.freshness_policy import deployed_model_policy

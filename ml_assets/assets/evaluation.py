@@ -3,7 +3,7 @@
 import dagster as dg
 
 from ml_assets.assets import OWNERS
-from ml_assets.assets.ranges import model_backfill_policy, per_day
+from ml_assets.assets.range_runs import model_backfill_policy, per_day
 from ml_assets.errors import classified, retry_policy
 from ml_assets.models.catalog import CatalogEntry, model_key
 from ml_assets.partitions import daily

@@ -13,12 +13,12 @@ from typing import Any
 import dagster as dg
 
 from ml_assets.assets import OWNERS
-from ml_assets.assets.errors import persistent_failures
-from ml_assets.assets.ranges import BACKFILL_POLICY, label, per_day
+from ml_assets.assets.data_errors import persistent_failures
+from ml_assets.assets.range_runs import BACKFILL_POLICY, label, per_day
 from ml_assets.assets.versions import versioned
 from ml_assets.errors import classified, retry_policy
 from ml_assets.partitions import daily
-from ml_assets.resources.landing import LandingZone
+from ml_assets.resources.landing_zone import LandingZone
 from ml_assets.settings import Settings
 from ml_assets.types import Frame
 
@@ -53,7 +53,7 @@ def build_raw_assets(settings: Settings) -> list[dg.AssetsDefinition]:
     ) -> Frame:  # fmt: skip
         from ml_assets.checks.contracts import ContractGate
         from ml_assets.models.prepare import prepare_flights
-        from ml_assets.sources.landing import daily_path
+        from ml_assets.sources.landing_files import daily_path
 
         gate = ContractGate(
             context, settings, file=str(daily_path(landing.base_path, "flights", day)),
@@ -130,7 +130,7 @@ def build_raw_assets(settings: Settings) -> list[dg.AssetsDefinition]:
     def _raw_weather(context, landing: LandingZone, day: str) -> Frame:
         from ml_assets.checks.contracts import ContractGate
         from ml_assets.models.prepare import prepare_weather
-        from ml_assets.sources.landing import daily_path
+        from ml_assets.sources.landing_files import daily_path
 
         gate = ContractGate(
             context, settings, file=str(daily_path(landing.base_path, "weather", day)),
@@ -157,7 +157,7 @@ def build_raw_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         """Reference data: one row per tail number (year built, seats, engines)."""
         from ml_assets.checks.contracts import ContractGate
         from ml_assets.models.prepare import prepare_planes
-        from ml_assets.sources.landing import reference_path
+        from ml_assets.sources.landing_files import reference_path
 
         gate = ContractGate(
             context, settings, file=str(reference_path(landing.base_path, "planes"))

@@ -6,9 +6,9 @@ import dagster as dg
 
 from ml_assets import k8s
 from ml_assets.assets import OWNERS
-from ml_assets.assets.checkpointing import checkpointed_training
-from ml_assets.assets.errors import persistent_failures
-from ml_assets.assets.ranges import (
+from ml_assets.assets.checkpointed_training import checkpointed_training
+from ml_assets.assets.data_errors import persistent_failures
+from ml_assets.assets.range_runs import (
     BACKFILL_POLICY,
     add_day_metadata,
     in_range_run,
@@ -17,7 +17,7 @@ from ml_assets.assets.ranges import (
 )
 from ml_assets.assets.versions import versioned
 from ml_assets.errors import classified, persistent_failure, retry_policy
-from ml_assets.feature_repo.definitions import ENTITY_ASSETS
+from ml_assets.feature_repo.feast_objects import ENTITY_ASSETS
 from ml_assets.models.catalog import CatalogEntry, model_key
 from ml_assets.models.train import TrainedModel
 from ml_assets.partitions import daily, trailing

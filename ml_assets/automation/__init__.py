@@ -7,7 +7,7 @@ from ml_assets.settings import Settings
 
 def build_automation_defs(settings: Settings) -> dg.Definitions:
     """Sensors, the schedule, the monitor and freshness checks, and the notifier resource."""
-    from ml_assets.automation.checks import build_freshness_checks, build_monitor_checks
+    from ml_assets.automation.monitor_checks import build_freshness_checks, build_monitor_checks
     from ml_assets.automation.notifications import build_notification_sensors
     from ml_assets.automation.schedules import build_daily_schedule
     from ml_assets.automation.sensors import (

@@ -80,7 +80,7 @@ def figures(
     )
     record = history.latest_materialization(instance, VOLUME_ASSET)
     if record is not None and record.partition_key:
-        from ml_assets.automation.checks import previous_day
+        from ml_assets.automation.monitor_checks import previous_day
 
         today = history.metadata_values(record).get("dagster/row_count")
         before = history.metadata_values(

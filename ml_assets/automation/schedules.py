@@ -5,11 +5,11 @@ import datetime as dt
 import dagster as dg
 
 from ml_assets.automation import history
-from ml_assets.automation.landing import complete_days, missing_sources, scan_daily_files
+from ml_assets.automation.landing_scan import complete_days, missing_sources, scan_daily_files
 from ml_assets.automation.sensors import run_key, run_tags
 from ml_assets.execution import DAILY_JOB
 from ml_assets.partitions import TIMEZONE, daily
-from ml_assets.resources.landing import LandingZone
+from ml_assets.resources.landing_zone import LandingZone
 from ml_assets.settings import Settings
 
 CRON = "0 2 * * *"

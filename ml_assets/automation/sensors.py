@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import dagster as dg
 
 from ml_assets import freshness_policy
-from ml_assets.automation import checks, freshness, history, monitors
-from ml_assets.automation.landing import (
+from ml_assets.automation import freshness, history, monitor_checks, monitors
+from ml_assets.automation.landing_scan import (
     LandedDay,
     complete_days,
     scan_daily_files,
@@ -22,7 +22,7 @@ from ml_assets.automation.landing import (
 from ml_assets.automation.notifications import PREFIX, run_link
 from ml_assets.execution import DAILY_JOB
 from ml_assets.partitions import daily
-from ml_assets.resources.landing import LandingZone
+from ml_assets.resources.landing_zone import LandingZone
 from ml_assets.resources.notify import Notifier
 from ml_assets.settings import Settings
 
@@ -166,7 +166,7 @@ def run_alerts(
         breaches.pop(run.job, None)
     else:
         breaches[run.job] = rate
-    for evaluation in history.failed_checks(instance, run.run_id, checks.MONITOR_CHECKS):
+    for evaluation in history.failed_checks(instance, run.run_id, monitor_checks.MONITOR_CHECKS):
         alerts.append(
             monitors.Alert(
                 monitor=evaluation.check_name,
@@ -244,7 +244,7 @@ def build_freshness_sensor(settings: Settings) -> dg.SensorDefinition:
         judged: dict[str, str] = {}
         for landed in days:
             for asset in freshness_policy.FRESHNESS_ASSETS:
-                verdict = checks.evaluate_partition(
+                verdict = monitor_checks.evaluate_partition(
                     context.instance, asset, landed.day, landed.landed_at, now, settings
                 )
                 key = f"{asset}/{landed.day}"
@@ -256,7 +256,7 @@ def build_freshness_sensor(settings: Settings) -> dg.SensorDefinition:
                 evaluations.append(
                     dg.AssetCheckEvaluation(
                         asset_key=dg.AssetKey(asset), check_name=freshness_policy.CHECK_NAME,
-                        partition=landed.day, **checks.freshness_result(verdict),
+                        partition=landed.day, **monitor_checks.freshness_result(verdict),
                     )
                 )  # fmt: skip
                 if verdict.state == "overdue":

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import dagster as dg
 
 from ml_assets.partitions import daily
-from ml_assets.resources.landing import LandingZone
+from ml_assets.resources.landing_zone import LandingZone
 from ml_assets.settings import Settings
 from ml_assets.types import Frame
 
@@ -127,7 +127,7 @@ class ContractGate:
 
     def read(self, reader: Callable[[], Frame]) -> Frame:
         """Call ``reader``; a bad landing file fails the step (naming file and rule)."""
-        from ml_assets.sources.landing import LandingError
+        from ml_assets.sources.landing_files import LandingError
 
         try:
             return reader()
@@ -349,7 +349,7 @@ def build_contract_check(asset: str, settings: Settings) -> dg.AssetChecksDefini
     def _check(
         context: dg.AssetCheckExecutionContext, frame: Frame, landing: LandingZone
     ) -> dg.AssetCheckResult:
-        from ml_assets.checks.ranges import over_days
+        from ml_assets.checks.range_checks import over_days
         from ml_assets.checks.schemas import contract
 
         references = load_references(landing) if contract(asset).needs_references else None

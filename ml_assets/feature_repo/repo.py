@@ -1,7 +1,7 @@
 """The repo's Feast objects at module level, for ``feast apply`` / ``feast plan`` run in this
 directory (the pipeline registers the same objects itself: ``online_features``)."""
 
-from ml_assets.feature_repo.definitions import repo_objects
+from ml_assets.feature_repo.feast_objects import repo_objects
 from ml_assets.settings import Settings
 
 _objects = repo_objects(Settings.from_env().lake_base)

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from ml_assets.models.catalog import CatalogEntry
-    from ml_assets.models.checkpoint import TrainingGuard
+    from ml_assets.models.training_guard import TrainingGuard
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ def fit(
     """
     import lightgbm as lgb
 
-    from ml_assets.models.checkpoint import fingerprint, resumable
+    from ml_assets.models.training_guard import fingerprint, resumable
 
     rows = training_rows(training_set, entry.window_days)
     if rows.empty:

@@ -78,12 +78,12 @@ class FeatureStoreResource(dg.ConfigurableResource):
 
     def apply(self) -> None:
         """Register the repo's objects (idempotent)."""
-        from ml_assets.feature_repo.definitions import apply_objects
+        from ml_assets.feature_repo.feast_objects import apply_objects
 
         self.store().apply(apply_objects(self.lake_base))
 
     def service(self) -> feast.FeatureService:
-        from ml_assets.feature_repo.definitions import repo_objects
+        from ml_assets.feature_repo.feast_objects import repo_objects
 
         return repo_objects(self.lake_base)["service"]
 
@@ -132,7 +132,7 @@ class FeatureStoreResource(dg.ConfigurableResource):
     def upkeep(self) -> Upkeep:
         """Corrections and TTL sweeps of the online store, over the service's views (built once)."""
         if self._upkeep is None:
-            from ml_assets.feature_repo.definitions import SERVICE
+            from ml_assets.feature_repo.feast_objects import SERVICE
             from ml_assets.feature_repo.online_reader import service_views
             from ml_assets.feature_repo.online_upkeep import Upkeep
 
@@ -170,7 +170,7 @@ class FeatureStoreResource(dg.ConfigurableResource):
         """What materializing ``days`` writes per view, read from the lake's Parquet sources."""
         from upath import UPath
 
-        from ml_assets.feature_repo.definitions import view_sources
+        from ml_assets.feature_repo.feast_objects import view_sources
         from ml_assets.feature_repo.online_reader import entity_key_encoder
         from ml_assets.feature_repo.online_upkeep import plan
         from ml_assets.resources.lake import load_object
@@ -192,7 +192,7 @@ class FeatureStoreResource(dg.ConfigurableResource):
     def reader(self) -> OnlineFeatureReader:
         """The lean online read path over the model's feature service (built once)."""
         if self._reader is None:
-            from ml_assets.feature_repo.definitions import KEY_SOURCES, SERVICE
+            from ml_assets.feature_repo.feast_objects import KEY_SOURCES, SERVICE
             from ml_assets.feature_repo.online_reader import OnlineFeatureReader
 
             def build() -> OnlineFeatureReader:
@@ -239,7 +239,7 @@ class FeatureStoreResource(dg.ConfigurableResource):
     def online_rows(self, entity_rows: list[dict[str, Any]]) -> OnlineBatch:
         """Feature columns straight from the online store; raises for flights it knows nothing of
         (entity views still answer for a known carrier or route, so only flight views count)."""
-        from ml_assets.feature_repo.definitions import FLIGHT_VIEWS
+        from ml_assets.feature_repo.feast_objects import FLIGHT_VIEWS
 
         reader = self.reader()
         batch = self._guard(lambda: reader.read(entity_rows))
@@ -261,7 +261,7 @@ class FeatureStoreResource(dg.ConfigurableResource):
         """
         import pandas as pd
 
-        from ml_assets.feature_repo.definitions import FLIGHT_VIEWS
+        from ml_assets.feature_repo.feast_objects import FLIGHT_VIEWS
         from ml_assets.models.features import ENTITY_VIEWS, JOIN_KEYS, KEY, keys_from_flight_ids
 
         keys = keys_from_flight_ids(flight_ids)

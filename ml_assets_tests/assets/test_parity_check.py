@@ -12,7 +12,7 @@ import pytest
 from ml_assets.definitions import build_defs
 from ml_assets.execution import FEATURES_JOB, REFERENCE_JOB
 from ml_assets.feature_repo.config import store_config
-from ml_assets.runner import RANGE_TAGS, materialize_days
+from ml_assets.operations.materialize import RANGE_TAGS, materialize_days
 from ml_assets_tests.conftest import small_settings
 
 CHECK = dg.AssetCheckKey(dg.AssetKey("online_features"), "check_parity_online_offline")

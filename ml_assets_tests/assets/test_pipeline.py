@@ -10,9 +10,9 @@ import pytest
 
 from ml_assets.definitions import build_defs
 from ml_assets.execution import DAILY_JOB, FEATURES_JOB, REFERENCE_JOB
+from ml_assets.operations.materialize import materialize_days
 from ml_assets.resources.registry import ModelRegistry
-from ml_assets.runner import materialize_days
-from ml_assets.sources.landing import days_between
+from ml_assets.sources.landing_files import days_between
 
 TRAIN_DAYS = ["2013-01-14", "2013-01-15", "2013-01-16"]
 
@@ -185,7 +185,7 @@ def test_backfilled_partition_does_not_replace_newer_champion(pipeline) -> None:
 
 def test_rematerializing_a_day_rewrites_byte_identical_files(pipeline) -> None:
     """Idempotency: the day's frames (Parquet) and models come out byte for byte the same."""
-    from ml_assets.feature_repo.definitions import ENTITY_ASSETS
+    from ml_assets.feature_repo.feast_objects import ENTITY_ASSETS
 
     settings, defs, instance, _ = pipeline
     day = TRAIN_DAYS[-1]
@@ -205,7 +205,7 @@ def test_rematerializing_a_day_rewrites_byte_identical_files(pipeline) -> None:
 def test_blast_radius_command_lists_the_deployments(
     pipeline, tmp_path, monkeypatch, capsys
 ) -> None:
-    from ml_assets.cli import main
+    from ml_assets.operations.cli import main
 
     settings, _, _, _ = pipeline
     home = tmp_path / "home"
@@ -292,7 +292,7 @@ def test_a_range_run_of_the_whole_graph_matches_daily_runs(
 ) -> None:
     """Models, leaderboard and deployment in the range run (``model_runs="range"``): the same
     files, model hashes and promotion decisions, taken in day order."""
-    from ml_assets.runner import materialize_range
+    from ml_assets.operations.materialize import materialize_range
     from ml_assets_tests.conftest import small_settings
 
     settings = small_settings(tmp_path, landing_dir)

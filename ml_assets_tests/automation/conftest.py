@@ -11,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from ml_assets.automation.sink import Inbox
+from ml_assets.automation.smtp_sink import Inbox
 from ml_assets.settings import Settings
 
 

@@ -11,11 +11,11 @@ import pytest
 
 from ml_assets.automation.freshness import partition_freshness, policy_state
 from ml_assets.automation.sensors import build_freshness_sensor
-from ml_assets.automation.sink import Inbox
+from ml_assets.automation.smtp_sink import Inbox
 from ml_assets.definitions import build_defs
 from ml_assets.execution import DAILY_JOB, FEATURES_JOB
 from ml_assets.freshness_policy import CHECK_NAME, FRESHNESS_ASSETS
-from ml_assets.resources.landing import LandingZone
+from ml_assets.resources.landing_zone import LandingZone
 from ml_assets.resources.notify import build_notifier
 from ml_assets.settings import Settings
 from ml_assets_tests.automation.conftest import age_files, copy_day

@@ -7,9 +7,9 @@ import dagster as dg
 import pytest
 
 from ml_assets.automation import monitors
-from ml_assets.automation.checks import build_monitor_checks
+from ml_assets.automation.monitor_checks import build_monitor_checks
 from ml_assets.automation.sensors import build_monitor_sensor
-from ml_assets.automation.sink import Inbox
+from ml_assets.automation.smtp_sink import Inbox
 from ml_assets.partitions import daily
 from ml_assets.resources.notify import build_notifier
 from ml_assets.settings import Settings

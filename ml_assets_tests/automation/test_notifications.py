@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 
 from ml_assets.automation.notifications import deployment_message, failure_message
-from ml_assets.automation.sink import Inbox, start_sink
+from ml_assets.automation.smtp_sink import Inbox, start_sink
 from ml_assets.definitions import build_defs
 from ml_assets.execution import DAILY_JOB
 from ml_assets.partitions import daily

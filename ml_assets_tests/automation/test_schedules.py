@@ -11,7 +11,7 @@ import pytest
 
 from ml_assets.automation.schedules import CRON, build_daily_schedule, previous_day
 from ml_assets.definitions import build_defs
-from ml_assets.resources.landing import LandingZone
+from ml_assets.resources.landing_zone import LandingZone
 from ml_assets.settings import Settings
 from ml_assets_tests.automation.conftest import age_files, copy_day
 

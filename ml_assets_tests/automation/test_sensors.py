@@ -9,7 +9,7 @@ import dagster as dg
 
 from ml_assets.automation.sensors import SEQUENCE_TAG, build_landing_sensor
 from ml_assets.execution import DAILY_JOB
-from ml_assets.resources.landing import LandingZone
+from ml_assets.resources.landing_zone import LandingZone
 from ml_assets.resources.notify import build_notifier
 from ml_assets.settings import Settings
 from ml_assets_tests.automation.conftest import age_files, copy_day

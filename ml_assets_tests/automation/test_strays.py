@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from ml_assets.automation.landing import STRAY_REASONS, judge_name, scan_strays
-from ml_assets.automation.sink import Inbox
+from ml_assets.automation.landing_scan import STRAY_REASONS, judge_name, scan_strays
+from ml_assets.automation.smtp_sink import Inbox
 from ml_assets.settings import Settings
-from ml_assets.sources.landing import volume_override_path
+from ml_assets.sources.landing_files import volume_override_path
 from ml_assets_tests.automation.conftest import copy_day, free_port
 from ml_assets_tests.automation.test_notifications import subject_of
 from ml_assets_tests.automation.test_sensors import days_of, tick

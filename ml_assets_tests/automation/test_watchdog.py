@@ -11,7 +11,7 @@ import dagster as dg
 import pytest
 
 from ml_assets.automation import history, monitors
-from ml_assets.automation.sink import Inbox
+from ml_assets.automation.smtp_sink import Inbox
 from ml_assets.automation.watchdog import build_step_watchdog
 from ml_assets.resources.notify import build_notifier
 from ml_assets.settings import Settings

@@ -11,9 +11,9 @@ import pytest
 
 from ml_assets.assets.raw import build_raw_assets
 from ml_assets.resources.lake import LakeIOManager
-from ml_assets.resources.landing import LandingZone
+from ml_assets.resources.landing_zone import LandingZone
 from ml_assets.settings import Settings
-from ml_assets.sources.landing import land
+from ml_assets.sources.landing_files import land
 from ml_assets_tests.bad_inputs import CASES, CORPUS, DAY, BadInput, generate
 
 LANDING_CASES = [c for c in CASES if c.target in ("flights", "weather")]

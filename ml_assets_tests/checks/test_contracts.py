@@ -24,9 +24,9 @@ from ml_assets.checks.contracts import (
 from ml_assets.checks.schemas import CONTRACTS
 from ml_assets.partitions import daily
 from ml_assets.resources.lake import LakeIOManagerFactory
-from ml_assets.resources.landing import LandingZone
+from ml_assets.resources.landing_zone import LandingZone
 from ml_assets.settings import Settings
-from ml_assets.sources.landing import land
+from ml_assets.sources.landing_files import land
 
 GLITCH_DAY = "2013-02-12"  # EWR reports a 1048 mph wind at 03:00: one bad row in 72
 

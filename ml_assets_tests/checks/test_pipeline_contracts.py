@@ -12,8 +12,8 @@ import pytest
 
 from ml_assets.definitions import build_defs
 from ml_assets.execution import DAILY_JOB, FEATURES_JOB, REFERENCE_JOB
-from ml_assets.runner import RunSummary, materialize_days
-from ml_assets.sources.landing import days_between, land
+from ml_assets.operations.materialize import RunSummary, materialize_days
+from ml_assets.sources.landing_files import days_between, land
 from ml_assets_tests.conftest import small_settings
 
 GOOD_DAY, DIRTY_DAY = "2013-01-06", "2013-01-07"  # GOOD_DAY is later re-landed truncated

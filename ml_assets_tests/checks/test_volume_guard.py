@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 
 from ml_assets.checks.volume import earlier_days, judge_volume
-from ml_assets.cli import main
 from ml_assets.definitions import build_defs
-from ml_assets.runner import RANGE_TAGS
+from ml_assets.operations.cli import main
+from ml_assets.operations.materialize import RANGE_TAGS
 from ml_assets.settings import Settings
 from ml_assets.sources.nycflights13 import read_table
 

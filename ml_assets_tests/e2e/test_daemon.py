@@ -19,12 +19,12 @@ import dagster as dg
 import pytest
 import yaml
 
-from ml_assets.automation.sink import Inbox, start_sink
+from ml_assets.automation.smtp_sink import Inbox, start_sink
 from ml_assets.definitions import build_defs
 from ml_assets.execution import FEATURES_JOB, REFERENCE_JOB
-from ml_assets.runner import materialize_days, materialize_range
+from ml_assets.operations.materialize import materialize_days, materialize_range
 from ml_assets.settings import PROJECT_ROOT, Settings
-from ml_assets.sources.landing import days_between, land
+from ml_assets.sources.landing_files import days_between, land
 from ml_assets_tests.automation.conftest import free_port
 from ml_assets_tests.conftest import SMALL_CATALOG, write_catalog
 

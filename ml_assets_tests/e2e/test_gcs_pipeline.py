@@ -16,7 +16,7 @@ import pytest
 
 from ml_assets.definitions import build_defs
 from ml_assets.execution import DAILY_JOB, FEATURES_JOB, REFERENCE_JOB
-from ml_assets.runner import materialize_days, materialize_range
+from ml_assets.operations.materialize import materialize_days, materialize_range
 from ml_assets_tests.conftest import small_settings
 
 pytestmark = pytest.mark.slow

@@ -29,9 +29,9 @@ from ml_assets import k8s
 from ml_assets.definitions import build_defs
 from ml_assets.execution import DAILY_JOB, FEATURES_JOB, REFERENCE_JOB
 from ml_assets.models.catalog import load_catalog
-from ml_assets.runner import materialize_days
+from ml_assets.operations.materialize import materialize_days
 from ml_assets.settings import NODE_NAME_ENV, Settings
-from ml_assets.sources.landing import days_between
+from ml_assets.sources.landing_files import days_between
 from ml_assets_tests.conftest import small_settings
 from ml_assets_tests.k8s_api.server import NODE_NAME, JobRecord, LocalKubeApi
 

@@ -25,9 +25,9 @@ import dagster as dg
 import pytest
 import yaml
 
-from ml_assets.automation.sink import Inbox
+from ml_assets.automation.smtp_sink import Inbox
 from ml_assets.execution import MODELS_JOB
-from ml_assets.resources.checkpoints import CheckpointStore
+from ml_assets.resources.checkpoint_store import CheckpointStore
 from ml_assets.settings import Settings
 from ml_assets_tests import _samples
 from ml_assets_tests.conftest import write_catalog

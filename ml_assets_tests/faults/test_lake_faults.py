@@ -8,7 +8,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from ml_assets.automation.sink import Inbox, start_sink
+from ml_assets.automation.smtp_sink import Inbox, start_sink
 from ml_assets.definitions import build_defs
 from ml_assets.resources.notify import build_notifier
 from ml_assets.settings import Settings

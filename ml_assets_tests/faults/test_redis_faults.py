@@ -13,12 +13,12 @@ import pytest
 from upath import UPath
 
 from ml_assets.definitions import build_defs
-from ml_assets.feature_repo.definitions import SOURCE_ASSET, feast_frames
+from ml_assets.feature_repo.feast_objects import SOURCE_ASSET, feast_frames
 from ml_assets.models.features import KEY, build_flight_features, build_traffic_features
 from ml_assets.models.prepare import prepare_flights, prepare_planes, prepare_weather
 from ml_assets.resources.lake import dump_object
 from ml_assets.settings import Settings
-from ml_assets.sources.landing import days_between, read_daily, read_reference
+from ml_assets.sources.landing_files import days_between, read_daily, read_reference
 from ml_assets_tests.faults.conftest import start_redis
 from ml_assets_tests.faults.flaky import ResettingProxy
 

@@ -14,7 +14,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from ml_assets.assets.feature_store import online_window
+from ml_assets.assets.feature_store_assets import online_window
 from ml_assets.definitions import build_defs
 from ml_assets.errors import PERSISTENT, classify
 from ml_assets.feature_repo.config import render_feature_store_yaml

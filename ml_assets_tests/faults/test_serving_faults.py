@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml_assets.assets.feature_store import online_window
+from ml_assets.assets.feature_store_assets import online_window
 from ml_assets.models.catalog import CatalogEntry
 from ml_assets.models.features import KEY
 from ml_assets.models.train import fit

@@ -9,7 +9,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from ml_assets.automation.sink import Inbox, start_sink
+from ml_assets.automation.smtp_sink import Inbox, start_sink
 from ml_assets.resources.notify import build_notifier
 from ml_assets.settings import Settings
 from ml_assets_tests.automation.conftest import free_port

@@ -10,13 +10,13 @@ import pytest
 from upath import UPath
 
 from ml_assets.feature_repo.config import store_config
-from ml_assets.feature_repo.definitions import feast_frames
+from ml_assets.feature_repo.feast_objects import feast_frames
 from ml_assets.models.features import build_flight_features, build_traffic_features
 from ml_assets.models.prepare import prepare_flights, prepare_planes, prepare_weather
 from ml_assets.resources.feature_store import FeatureStoreResource
 from ml_assets.resources.lake import dump_object
 from ml_assets.settings import Settings
-from ml_assets.sources.landing import days_between, read_daily, read_reference
+from ml_assets.sources.landing_files import days_between, read_daily, read_reference
 
 DAYS = days_between("2013-01-08", "2013-01-14")
 DAY = DAYS[-1]

@@ -15,9 +15,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ml_assets.assets.feature_store import online_window
+from ml_assets.assets.feature_store_assets import online_window
 from ml_assets.feature_repo.config import REPO_DIR, write_repo
-from ml_assets.feature_repo.definitions import SERVICE
+from ml_assets.feature_repo.feast_objects import SERVICE
 from ml_assets.models.features import FEATURES, JOIN_KEYS, KEY
 from ml_assets_tests.feature_repo.conftest import DAY, feast_store, store_settings
 
@@ -105,7 +105,7 @@ def _wait_healthy(server: subprocess.Popen, url: str, timeout_s: float = 180) ->
 def test_ml_assets_feast_repo_renders_the_settings(tmp_path: Path, monkeypatch) -> None:
     import yaml
 
-    from ml_assets.cli import main
+    from ml_assets.operations.cli import main
 
     monkeypatch.setenv("ML_ASSETS_ROOT", str(tmp_path))
     monkeypatch.setenv("ML_ASSETS_LAKE", str(tmp_path / "lake"))

@@ -33,7 +33,7 @@ from ml_assets_tests.feature_repo.conftest import DAY, feast_store, store_settin
 
 @pytest.fixture(scope="module", params=["sqlite", "redis"])
 def online_store(request, lake: dict) -> FeatureStoreResource:
-    from ml_assets.assets.feature_store import online_window
+    from ml_assets.assets.feature_store_assets import online_window
 
     store = feast_store(store_settings(lake, request.param))
     store.materialize(*online_window(DAY, 2.0))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ml_assets.assets.feature_store import online_window
+from ml_assets.assets.feature_store_assets import online_window
 from ml_assets.models.features import FEATURES, JOIN_KEYS, KEY, parity
 from ml_assets.settings import Settings
 from ml_assets_tests.conftest import GCS_BUCKET

@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ml_assets.assets.feature_store import online_window
-from ml_assets.feature_repo.definitions import VIEW_TTL_DAYS
+from ml_assets.assets.feature_store_assets import online_window
+from ml_assets.feature_repo.feast_objects import VIEW_TTL_DAYS
 from ml_assets.models.catalog import CatalogEntry
 from ml_assets.models.features import KEY
 from ml_assets.models.scoring import RowScorer

@@ -355,7 +355,7 @@ def _shuffle_future(frame: pd.DataFrame, future: pd.Series, columns: list[str]) 
 
 def _every_feature(flights: pd.DataFrame, weather: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Every frame the feature store serves for DAY: flight rows and each entity view's rows."""
-    from ml_assets.feature_repo.definitions import feast_frames
+    from ml_assets.feature_repo.feast_objects import feast_frames
 
     day_flights = flights.loc[flights["flight_date"] == DAY].reset_index(drop=True)
     ff = build_flight_features(day_flights, weather, _samples.planes(), HORIZON)

@@ -15,10 +15,10 @@ from pathlib import Path
 import pandas as pd
 
 from ml_assets.models.catalog import CatalogEntry
-from ml_assets.models.checkpoint import Checkpoint, Preempted, TrainingGuard
 from ml_assets.models.train import fit
+from ml_assets.models.training_guard import Checkpoint, Preempted, TrainingGuard
 from ml_assets.preemption import sigterm_requests_stop
-from ml_assets.resources.checkpoints import CheckpointStore
+from ml_assets.resources.checkpoint_store import CheckpointStore
 
 ENTRY = CatalogEntry(
     name="interrupted",

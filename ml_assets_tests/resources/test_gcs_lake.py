@@ -12,7 +12,7 @@ import pandas as pd
 from ml_assets.partitions import daily
 from ml_assets.resources.lake import LakeIOManagerFactory
 from ml_assets.resources.registry import ModelRegistry
-from ml_assets.sources.landing import land, landed_days, read_daily
+from ml_assets.sources.landing_files import land, landed_days, read_daily
 from ml_assets_tests import _samples
 from ml_assets_tests.conftest import GCS_BUCKET as BUCKET
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ml_assets.cli import main
 from ml_assets.models.train import TrainedModel
+from ml_assets.operations.cli import main
 from ml_assets.resources.registry import ModelRegistry, RegistryError
 from ml_assets.security import UnsafeNameError
 from ml_assets_tests import _samples

@@ -13,7 +13,7 @@ from pathlib import Path
 import dagster as dg
 
 from ml_assets.definitions import build_defs
-from ml_assets.resources.checkpoints import CheckpointStore
+from ml_assets.resources.checkpoint_store import CheckpointStore
 from ml_assets_tests import _samples
 from ml_assets_tests.automation.test_notifications import run_sensor, subject_of
 from ml_assets_tests.conftest import small_settings

@@ -14,10 +14,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ml_assets.models.checkpoint import Checkpoint, TrainingGuard, fingerprint, resumable
 from ml_assets.models.evaluate import auc
 from ml_assets.models.features import LABEL
 from ml_assets.models.train import fit, holdout, predict
+from ml_assets.models.training_guard import Checkpoint, TrainingGuard, fingerprint, resumable
 from ml_assets.settings import PROJECT_ROOT
 from ml_assets_tests import _samples
 from ml_assets_tests.models.train_child import ENTRY, EVERY, store

@@ -12,7 +12,7 @@ import datetime as dt
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from ml_assets.ui import graphql
+from ml_assets.operations.supervisor import graphql
 
 LAUNCH = """mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
   __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message }

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 from ml_assets.errors import persistent_failure
 from ml_assets.models.prepare import SchemaError
-from ml_assets.sources.landing import LandingError
+from ml_assets.sources.landing_files import LandingError
 
 PERSISTENT = (LandingError, SchemaError, KeyError, ValueError)
 

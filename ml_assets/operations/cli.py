@@ -24,7 +24,7 @@ def _instance_home() -> Path:
 def cmd_land(args: argparse.Namespace) -> int:
     import getpass
 
-    from ml_assets.sources.landing import ACCEPT_VOLUME_DROP, land
+    from ml_assets.sources.landing_files import ACCEPT_VOLUME_DROP, land
 
     settings = Settings.from_env()
     base = args.landing or settings.landing_base
@@ -67,7 +67,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from ml_assets.definitions import build_defs
-    from ml_assets.sources.landing import days_between
+    from ml_assets.sources.landing_files import days_between
 
     _instance_home()
     settings = Settings.from_env()
@@ -78,7 +78,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
 
 
 def materialize(defs, instance, job: str, days: list[str]):
-    from ml_assets.runner import materialize_days
+    from ml_assets.operations.materialize import materialize_days
 
     return materialize_days(
         defs, instance, job, days, on_run=_print_run, tags={"ml_assets/launched_by": "cli"}
@@ -87,7 +87,7 @@ def materialize(defs, instance, job: str, days: list[str]):
 
 def materialize_as_range(defs, instance, job: str, days: list[str]):
     """One run over ``days`` (the job's assets are single-run: raw and features)."""
-    from ml_assets.runner import materialize_range
+    from ml_assets.operations.materialize import materialize_range
 
     summary = materialize_range(
         defs, instance, job, days[0], days[-1], tags={"ml_assets/launched_by": "cli"}
@@ -129,7 +129,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from ml_assets.definitions import build_defs
     from ml_assets.execution import DAILY_JOB, FEATURES_JOB, REFERENCE_JOB
     from ml_assets.resources.registry import ModelRegistry
-    from ml_assets.sources.landing import days_between, land
+    from ml_assets.sources.landing_files import days_between, land
 
     _instance_home()
     settings = Settings.from_env()
@@ -183,7 +183,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 
 def cmd_smtp_sink(args: argparse.Namespace) -> int:
-    from ml_assets.automation.sink import run_sink
+    from ml_assets.automation.smtp_sink import run_sink
 
     settings = Settings.from_env()
     return run_sink(args.host or settings.smtp_host, args.port or settings.smtp_port)
@@ -191,7 +191,7 @@ def cmd_smtp_sink(args: argparse.Namespace) -> int:
 
 def cmd_up(args: argparse.Namespace) -> int:
     """The webserver and the daemon on the project's instance, until Ctrl-C or SIGTERM."""
-    from ml_assets.ui import up
+    from ml_assets.operations.supervisor import up
 
     _instance_home()
     return up(args.host, args.port, args.timeout)
@@ -277,10 +277,10 @@ def _stale_todo(job: str, days: list[str]) -> dict[str, set[str]]:
     """``{asset: days}`` a backfill of ``job`` must redo, judged from the project's instance."""
     import dagster as dg
 
-    from ml_assets.automation.checks import landed_at
-    from ml_assets.backfill_stale import stale_in_instance
+    from ml_assets.automation.monitor_checks import landed_at
     from ml_assets.definitions import build_defs
-    from ml_assets.resources.landing import LandingZone
+    from ml_assets.operations.backfill_stale import stale_in_instance
+    from ml_assets.resources.landing_zone import LandingZone
 
     _instance_home()
     settings = Settings.from_env()
@@ -299,9 +299,9 @@ def cmd_plan_backfill(args: argparse.Namespace) -> int:
     the latest (or ``--backfill``) backfill with what the plan said before it ran."""
     import dagster as dg
 
-    from ml_assets import backfill_plan as bp
     from ml_assets.definitions import build_defs
-    from ml_assets.sources.landing import days_between
+    from ml_assets.operations import backfill_plan as bp
+    from ml_assets.sources.landing_files import days_between
 
     _instance_home()
     settings = Settings.from_env()
@@ -337,15 +337,15 @@ def cmd_plan_backfill(args: argparse.Namespace) -> int:
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     """Launch an asset backfill of the daily graph over a range through the running UI."""
-    from ml_assets.backfill_launch import (
+    from ml_assets.execution import DAILY_GROUPS
+    from ml_assets.operations.backfill_launch import (
         launch_backfill,
         launch_partitions,
         partitioned_assets,
         progress_line,
         wait_backfill,
     )
-    from ml_assets.execution import DAILY_GROUPS
-    from ml_assets.sources.landing import days_between
+    from ml_assets.sources.landing_files import days_between
 
     days = days_between(args.start, args.end)
     groups = args.groups.split(",") if args.groups else DAILY_GROUPS

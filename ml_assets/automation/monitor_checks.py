@@ -12,10 +12,10 @@ import dagster as dg
 
 from ml_assets import freshness_policy
 from ml_assets.automation import freshness, history, monitors
-from ml_assets.automation.landing import complete_days, day_files
-from ml_assets.checks.ranges import join_results
+from ml_assets.automation.landing_scan import complete_days, day_files
+from ml_assets.checks.range_checks import join_results
 from ml_assets.partitions import daily
-from ml_assets.resources.landing import LandingZone
+from ml_assets.resources.landing_zone import LandingZone
 from ml_assets.settings import Settings
 
 VOLUME_ASSET = "raw_flights"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ml_assets.automation.landing import (
+from ml_assets.automation.landing_scan import (
     DailyFile,
     LandedDay,
     complete_days,

@@ -7,9 +7,9 @@ from contextlib import contextmanager
 import dagster as dg
 
 from ml_assets.models.catalog import CatalogEntry
-from ml_assets.models.checkpoint import Preempted, TimedOut, TrainingGuard
+from ml_assets.models.training_guard import Preempted, TimedOut, TrainingGuard
 from ml_assets.preemption import sigterm_requests_stop
-from ml_assets.resources.checkpoints import CheckpointStore
+from ml_assets.resources.checkpoint_store import CheckpointStore
 from ml_assets.settings import Settings
 from ml_assets.timeouts import model_timeout_s
 

@@ -6,12 +6,12 @@ Both assets check their frame against its contract before returning (``checks/co
 import dagster as dg
 
 from ml_assets.assets import OWNERS
-from ml_assets.assets.errors import persistent_failures
-from ml_assets.assets.ranges import BACKFILL_POLICY, label, per_day
+from ml_assets.assets.data_errors import persistent_failures
+from ml_assets.assets.range_runs import BACKFILL_POLICY, label, per_day
 from ml_assets.errors import classified, retry_policy
 from ml_assets.partitions import daily, trailing
 from ml_assets.resources.lake_ranges import window
-from ml_assets.resources.landing import LandingZone
+from ml_assets.resources.landing_zone import LandingZone
 from ml_assets.settings import Settings
 from ml_assets.types import Frame
 

@@ -8,7 +8,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from ml_assets.sources.landing import (
+from ml_assets.sources.landing_files import (
     ACCEPT_VOLUME_DROP,
     DAILY_SOURCES,
     REASON_SUFFIX,

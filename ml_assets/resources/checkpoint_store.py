@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ml_assets.atomic import write_atomic
-from ml_assets.models.checkpoint import Checkpoint
+from ml_assets.models.training_guard import Checkpoint
 
 if TYPE_CHECKING:
     from upath import UPath

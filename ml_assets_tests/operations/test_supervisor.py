@@ -13,12 +13,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from ml_assets import cli, ui
+from ml_assets.operations import cli, supervisor
 from ml_assets.settings import PROJECT_ROOT
 
 
 def test_commands_use_the_project_workspace_and_bind_the_host() -> None:
-    argv = ui.commands("127.0.0.1", 3999)
+    argv = supervisor.commands("127.0.0.1", 3999)
     assert argv["webserver"][0].endswith("dagster-webserver")
     assert argv["webserver"][1:] == ["-h", "127.0.0.1", "-p", "3999", "-w", str(PROJECT_ROOT / "workspace.yaml")]  # fmt: skip
     assert argv["daemon"][0].endswith("dagster-daemon")
@@ -73,29 +73,29 @@ def daemon(kind: str, healthy: bool, required: bool = True) -> dict:
 
 def test_healthy_when_every_required_daemon_has_a_heartbeat(serve) -> None:
     url = serve([daemon("SENSOR", True), daemon("ASSET", False, required=False)])
-    assert ui.webserver_ready(url)
-    assert ui.unhealthy_daemons(url) == []
-    ui.wait_healthy(url, {}, timeout_s=5, poll_s=0.1)
+    assert supervisor.webserver_ready(url)
+    assert supervisor.unhealthy_daemons(url) == []
+    supervisor.wait_healthy(url, {}, timeout_s=5, poll_s=0.1)
 
 
 def test_waiting_names_the_daemons_without_heartbeat(serve) -> None:
     url = serve([daemon("SENSOR", True), daemon("BACKFILL", None), daemon("SCHEDULER", False)])
     with pytest.raises(TimeoutError, match=r"\['BACKFILL', 'SCHEDULER'\]"):
-        ui.wait_healthy(url, {}, timeout_s=0.3, poll_s=0.1)
+        supervisor.wait_healthy(url, {}, timeout_s=0.3, poll_s=0.1)
 
 
 def test_a_process_that_exits_while_starting_fails_the_wait() -> None:
     crashed = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
     crashed.wait()
     with pytest.raises(RuntimeError, match="daemon exited with code 3"):
-        ui.wait_healthy("http://127.0.0.1:9", {"daemon": crashed}, timeout_s=5, poll_s=0.1)
+        supervisor.wait_healthy("http://127.0.0.1:9", {"daemon": crashed}, timeout_s=5, poll_s=0.1)
 
 
 def test_stop_terminates_and_waits_for_what_exits() -> None:
     """SIGTERM first; ``stop`` returns as soon as the process has exited (no timing involved:
     the grace period is far longer than any exit, however busy the machine)."""
     polite = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    ui.stop([polite], grace_s=120)
+    supervisor.stop([polite], grace_s=120)
     assert polite.returncode == -signal.SIGTERM
 
 
@@ -105,14 +105,14 @@ def test_stop_kills_what_ignores_sigterm_after_the_grace_period() -> None:
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert stubborn.stdout.readline().strip() == "ready"  # its SIGTERM handler is installed
-    ui.stop([stubborn], grace_s=0.2)
+    supervisor.stop([stubborn], grace_s=0.2)
     assert stubborn.returncode == -signal.SIGKILL
 
 
 def test_cli_up_passes_host_port_and_timeout(monkeypatch, tmp_path) -> None:
     calls = []
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
-    monkeypatch.setattr(ui, "up", lambda *args: calls.append(args) or 0)
+    monkeypatch.setattr(supervisor, "up", lambda *args: calls.append(args) or 0)
     assert cli.main(["up", "--port", "3999", "--timeout", "30"]) == 0
     assert calls == [("127.0.0.1", 3999, 30.0)]
 
@@ -122,7 +122,7 @@ def test_up_stops_both_processes_on_ctrl_c_or_sigterm(monkeypatch, capsys, signu
     started: list[subprocess.Popen] = []
     sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
     monkeypatch.setattr(
-        ui, "commands", lambda host, port: {"webserver": sleeper, "daemon": sleeper}
+        supervisor, "commands", lambda host, port: {"webserver": sleeper, "daemon": sleeper}
     )
     real_popen = subprocess.Popen
 
@@ -130,11 +130,11 @@ def test_up_stops_both_processes_on_ctrl_c_or_sigterm(monkeypatch, capsys, signu
         started.append(real_popen(argv, **kwargs))
         return started[-1]
 
-    monkeypatch.setattr(ui.subprocess, "Popen", popen)
+    monkeypatch.setattr(supervisor.subprocess, "Popen", popen)
     # The signal arrives once both processes run and up's handlers are installed.
-    monkeypatch.setattr(ui, "wait_healthy", lambda *args: os.kill(os.getpid(), signum))
+    monkeypatch.setattr(supervisor, "wait_healthy", lambda *args: os.kill(os.getpid(), signum))
     before = signal.getsignal(signum)
-    assert ui.up("127.0.0.1", 3999, timeout_s=5, env={}) == 0
+    assert supervisor.up("127.0.0.1", 3999, timeout_s=5, env={}) == 0
     assert len(started) == 2 and all(p.returncode is not None for p in started)
     assert signal.getsignal(signum) is before
     assert "stopping the webserver and daemon" in capsys.readouterr().out

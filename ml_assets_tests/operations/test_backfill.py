@@ -9,8 +9,11 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from ml_assets.backfill_launch import day_ranges
-from ml_assets.backfill_plan import (
+from ml_assets.definitions import build_defs
+from ml_assets.execution import DAILY_JOB, FEATURES_JOB, REFERENCE_JOB
+from ml_assets.feature_repo.feast_objects import ENTITY_ASSETS
+from ml_assets.operations.backfill_launch import day_ranges
+from ml_assets.operations.backfill_plan import (
     Limits,
     Prices,
     Step,
@@ -20,7 +23,7 @@ from ml_assets.backfill_plan import (
     plan_backfill,
     plan_from_instance,
 )
-from ml_assets.backfill_stale import (
+from ml_assets.operations.backfill_stale import (
     Materialized,
     Node,
     collect_facts,
@@ -28,10 +31,7 @@ from ml_assets.backfill_stale import (
     stale_in_instance,
     stale_partitions,
 )
-from ml_assets.definitions import build_defs
-from ml_assets.execution import DAILY_JOB, FEATURES_JOB, REFERENCE_JOB
-from ml_assets.feature_repo.definitions import ENTITY_ASSETS
-from ml_assets.runner import materialize_days
+from ml_assets.operations.materialize import materialize_days
 from ml_assets_tests.conftest import small_settings
 
 CHEAP_STEPS = (
@@ -323,7 +323,7 @@ def test_day_ranges_join_consecutive_days() -> None:
 def test_plan_backfill_command_prints_a_plan_from_defaults(
     tmp_path: Path, landing_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    from ml_assets import cli
+    from ml_assets.operations import cli
 
     (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))

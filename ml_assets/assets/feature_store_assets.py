@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import dagster as dg
 
 from ml_assets.assets import OWNERS
-from ml_assets.assets.errors import persistent_failures
-from ml_assets.assets.ranges import BACKFILL_POLICY, in_range_run, partition_days, per_day
+from ml_assets.assets.data_errors import persistent_failures
+from ml_assets.assets.range_runs import BACKFILL_POLICY, in_range_run, partition_days, per_day
 from ml_assets.errors import classified, retry_policy
 from ml_assets.partitions import daily
 from ml_assets.resources.feature_store import FeatureStoreResource
@@ -32,7 +32,7 @@ def online_window(day: str, horizon_hours: float) -> tuple[dt.datetime, dt.datet
 
 
 def build_feature_store_assets(settings: Settings) -> list:
-    from ml_assets.feature_repo.definitions import ENTITY_ASSETS, SOURCE_ASSET
+    from ml_assets.feature_repo.feast_objects import ENTITY_ASSETS, SOURCE_ASSET
 
     outs = {
         SOURCE_ASSET: dg.AssetOut(
@@ -61,7 +61,7 @@ def build_feature_store_assets(settings: Settings) -> list:
         """Both feature branches of the day as the Parquet files Feast's offline store (duckdb)
         reads: flight rows, and one frame per entity view (carrier, origin, route, origin-hour,
         plane)."""
-        from ml_assets.feature_repo.definitions import feast_frames
+        from ml_assets.feature_repo.feast_objects import feast_frames
 
         def one_day(day: str) -> dict[str, Frame]:
             with persistent_failures(f"feast_features[{day}]"):
@@ -127,7 +127,7 @@ def build_feature_store_assets(settings: Settings) -> list:
         rows = concat_partitions(feast_features)  # a range run: all of its days
         result, served_days = _parity(feature_store, rows)
         if not context.has_partition_key:  # a range run: every day gets its own evaluation
-            from ml_assets.checks.ranges import record_days
+            from ml_assets.checks.range_checks import record_days
 
             swept = dg.AssetCheckResult(
                 passed=True, description="none of the day's flights is served online any more"

@@ -13,8 +13,8 @@ import pytest
 from upath import UPath
 
 from ml_assets.atomic import write_atomic
-from ml_assets.sources import landing
-from ml_assets.sources.landing import (
+from ml_assets.sources import landing_files
+from ml_assets.sources.landing_files import (
     LandingError,
     land,
     landed_days,
@@ -34,7 +34,7 @@ def _rows_of(table: str, day: str) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def landed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[landing.LandedFile]]:
+def landed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[landing_files.LandedFile]]:
     base = tmp_path_factory.mktemp("landing_unit")
     return base, land(str(base), *DAYS)
 
@@ -135,11 +135,11 @@ def test_parse_day_accepts_a_day() -> None:
 @pytest.mark.parametrize("bad", ["../x", "/abs", "2013-13-01"])
 def test_paths_cannot_escape_the_landing_zone(tmp_path: Path, bad: str) -> None:
     with pytest.raises(LandingError):
-        landing.daily_path(str(tmp_path), "flights", bad)
+        landing_files.daily_path(str(tmp_path), "flights", bad)
     with pytest.raises(LandingError, match="Unknown landing source"):
-        landing.daily_path(str(tmp_path), "../flights", "2013-01-01")
+        landing_files.daily_path(str(tmp_path), "../flights", "2013-01-01")
     with pytest.raises(LandingError, match="Unknown reference table"):
-        landing.reference_path(str(tmp_path), "../planes")
+        landing_files.reference_path(str(tmp_path), "../planes")
 
 
 def test_read_daily_missing_file_names_path_and_day(tmp_path: Path) -> None:
@@ -202,13 +202,13 @@ def test_reject_moves_a_day_file_aside_by_content_hash(tmp_path: Path) -> None:
     path = tmp_path / "flights" / f"{day}.csv"
     path.parent.mkdir()
     path.write_bytes(b"year,month\n2013,4\n")
-    moved = landing.reject(str(tmp_path), "flights", day)
+    moved = landing_files.reject(str(tmp_path), "flights", day)
     assert moved is not None and not path.exists()
     assert Path(moved.path).read_bytes() == b"year,month\n2013,4\n"
     assert Path(moved.path).parent == tmp_path / "rejected" / "flights"
     digest = hashlib.sha256(b"year,month\n2013,4\n").hexdigest()[:12]
     assert Path(moved.path).name == f"{day}.{digest}.csv"
-    assert landing.reject(str(tmp_path), "flights", day) is None
+    assert landing_files.reject(str(tmp_path), "flights", day) is None
     assert landed_days(str(tmp_path), "flights") == []
     with pytest.raises(
         LandingError, match=r"(?s)does not exist.*earlier versions were rejected"
@@ -248,34 +248,34 @@ def test_land_accepting_a_volume_drop_writes_a_marker_naming_each_flights_file(
     assert note["sha256"] == hashlib.sha256(data).hexdigest() and note["by"] == "oncall"
     assert not (tmp_path / "weather" / f"{day}.accept-volume-drop").exists()
     assert landed_days(str(tmp_path), "flights") == [day]  # a marker is no landed day
-    override = landing.volume_override(str(tmp_path), "flights", day)
+    override = landing_files.volume_override(str(tmp_path), "flights", day)
     assert override is not None and override.accepted and override.marker == str(marker)
     (tmp_path / "flights" / f"{day}.csv").write_bytes(data[: data.rindex(b"\n", 0, -1) + 1])
-    stale = landing.volume_override(str(tmp_path), "flights", day)
+    stale = landing_files.volume_override(str(tmp_path), "flights", day)
     assert stale is not None and not stale.accepted  # it names the other version only
-    assert landing.volume_override(str(tmp_path), "weather", day) is None
+    assert landing_files.volume_override(str(tmp_path), "weather", day) is None
 
 
 def test_a_stray_file_moves_aside_under_a_safe_name_with_its_reason(tmp_path: Path) -> None:
     name, data = "..%2F..%2Fetc%2Fpasswd.csv", b"root:x:0:0\n"
     (tmp_path / "flights").mkdir()
     (tmp_path / "flights" / name).write_bytes(data)
-    target = landing.stray_target(str(tmp_path), "flights", name, data)
+    target = landing_files.stray_target(str(tmp_path), "flights", name, data)
     digest = hashlib.sha256(data).hexdigest()
     assert Path(target.path).parent == tmp_path / "rejected" / "flights"
     assert Path(target.path).name == f"2F__2Fetc_2Fpasswd.{digest[:12]}.csv"
-    landing.reject_stray(str(tmp_path), "flights", name, target, "unsafe_name", "why")
+    landing_files.reject_stray(str(tmp_path), "flights", name, target, "unsafe_name", "why")
     assert Path(target.path).read_bytes() == data and not (tmp_path / "flights" / name).exists()
-    note = json.loads(Path(target.path + landing.REASON_SUFFIX).read_text())
+    note = json.loads(Path(target.path + landing_files.REASON_SUFFIX).read_text())
     assert note | {"rejected_at": "-"} == {
         "file": f"flights/{name}", "reason": "unsafe_name", "detail": "why", "sha256": digest,
         "size": len(data), "rejected_at": "-",
     }  # fmt: skip
-    root = landing.stray_target(str(tmp_path), "", "2013-03-01.parquet", b"x")
+    root = landing_files.stray_target(str(tmp_path), "", "2013-03-01.parquet", b"x")
     assert Path(root.path).parent == tmp_path / "rejected" / "root"
-    assert landing.stray_target(str(tmp_path), "", "...", b"x").name.startswith("file.")
+    assert landing_files.stray_target(str(tmp_path), "", "...", b"x").name.startswith("file.")
     with pytest.raises(LandingError):
-        landing.stray_path(str(tmp_path), "flights", "../x.csv")
+        landing_files.stray_path(str(tmp_path), "flights", "../x.csv")
 
 
 def test_rejected_files_of_a_day_leave_reason_notes_out(tmp_path: Path) -> None:
@@ -283,6 +283,6 @@ def test_rejected_files_of_a_day_leave_reason_notes_out(tmp_path: Path) -> None:
     folder.mkdir(parents=True)
     for name in ("2013-03-01.abc.parquet", "2013-03-01.abc.parquet.reason.json"):
         (folder / name).write_text("x")
-    assert landing.rejected_files(str(tmp_path), "flights", "2013-03-01") == [
+    assert landing_files.rejected_files(str(tmp_path), "flights", "2013-03-01") == [
         str(folder / "2013-03-01.abc.parquet")
     ]
