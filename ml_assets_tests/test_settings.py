@@ -228,3 +228,21 @@ def test_construction_and_dumps_never_read_the_environment(
     assert (copy.auc_gate, copy.smtp_username, copy.env) == (0.65, "other", "ci")
     with pytest.raises(pydantic.ValidationError):
         settings.auc_gate = 0.5  # frozen
+
+
+def test_every_field_answers_to_its_own_name_and_legacy_names_come_first() -> None:
+    base = Settings.from_env(BASE)
+    assert changes(Settings.from_env(BASE | {"ML_ASSETS_SEED": "7"}), base) == {"seed": 7}
+    own = {"ML_ASSETS_SMTP_USERNAME": "own", "ML_ASSETS_BOOTSTRAP_SAMPLES": "20"}
+    assert changes(Settings.from_env(BASE | own), base) == {
+        "smtp_username": "own",
+        "bootstrap_samples": 20,
+    }
+    both = {"ML_ASSETS_SMTP_USER": "legacy", "ML_ASSETS_SMTP_USERNAME": "own"}
+    assert Settings.from_env(BASE | both).smtp_username == "legacy"
+    lake = Settings.from_env(BASE | {"ML_ASSETS_LAKE_BASE": "/k"})
+    assert (lake.lake_base, lake.registry_base) == ("/k", "/k/registry")
+
+
+def test_redis_auth_comes_only_from_the_password() -> None:
+    assert not Settings.from_env(BASE | {"ML_ASSETS_REDIS_AUTH": "true"}).redis_auth
