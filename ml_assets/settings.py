@@ -1,66 +1,92 @@
-"""Environment -> settings: the only module that reads ``os.environ``."""
+"""Environment -> settings: the only module that reads ``os.environ``.
+
+Every field is read from ``ML_ASSETS_<FIELD NAME>`` (pydantic-settings, one prefix). A field whose
+older variable name differs also answers to that name, declared on the field itself
+(``validation_alias=legacy(...)``). ``ML_ASSETS_ENV=prod`` applies ``PRODUCTION``; a variable
+set explicitly wins over it. Paths not set default under ``ML_ASSETS_ROOT`` and the lake.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CATALOG = Path(__file__).resolve().parent / "models" / "catalog.yaml"
 
 Environment = Literal["local", "ci", "prod"]
+ENV_PREFIX = "ML_ASSETS_"
+ROOT_ENV = "ML_ASSETS_ROOT"  # not a setting: the base of the local default paths
 REDIS_PASSWORD_ENV = "ML_ASSETS_REDIS_PASSWORD"  # bound as dg.EnvVar; never config, never logged
 
-AUTOMATION_ENV = {
-    "ML_ASSETS_SMTP_HOST": "smtp_host",
-    "ML_ASSETS_SMTP_PORT": "smtp_port",
-    "ML_ASSETS_SMTP_SENDER": "smtp_sender",
-    "ML_ASSETS_SMTP_RECIPIENTS": "smtp_recipients",
-    "ML_ASSETS_SMTP_SECURITY": "smtp_security",
-    "ML_ASSETS_SMTP_USER": "smtp_username",
-    "ML_ASSETS_WEBSERVER_URL": "webserver_url",
-    "ML_ASSETS_LANDING_SENSOR_INTERVAL": "landing_sensor_interval_s",
-    "ML_ASSETS_MONITOR_WINDOW_RUNS": "monitor_window_runs",
-    "ML_ASSETS_MONITOR_STEP_FACTOR": "monitor_step_duration_factor",
-    "ML_ASSETS_MONITOR_FAILURE_RATE": "monitor_failure_rate",
-    "ML_ASSETS_MONITOR_VOLUME_RATIO": "monitor_volume_ratio",
-    "ML_ASSETS_MONITOR_AUC_DROP": "monitor_auc_drop",
-    "ML_ASSETS_FRESHNESS_FAIL_HOURS": "freshness_fail_hours",
-    "ML_ASSETS_PARTITION_DEADLINE_HOURS": "partition_deadline_hours",
-    "ML_ASSETS_PUSHGATEWAY_URL": "pushgateway_url",
-}
-RUNTIME_ENV = {
-    "ML_ASSETS_STEP_TIMEOUTS": "step_timeouts_s",
-    "ML_ASSETS_MODEL_TIMEOUT_S": "model_timeout_s",
-    "ML_ASSETS_RUN_TIMEOUT_S": "run_timeout_s",
-    "ML_ASSETS_SLOW_STEP_WARNING_S": "slow_step_warning_s",
-    "ML_ASSETS_CHECKPOINT_EVERY": "checkpoint_every",
-    "ML_ASSETS_CHECKPOINT_INTERVAL_S": "checkpoint_interval_s",
-    "ML_ASSETS_PREEMPTION_GRACE_S": "preemption_grace_s",
-    "ML_ASSETS_WATCHDOG_INTERVAL": "watchdog_interval_s",
-}
 # Step time limits per asset group (models: per catalog entry, else model_timeout_s).
-STEP_TIMEOUTS = {"raw": 1800.0, "features": 3600.0, "training": 3600.0, "evaluation": 1800.0,
-                 "deployment": 900.0}  # fmt: skip
+STEP_TIMEOUTS = {
+    "raw": 1800.0,
+    "features": 3600.0,
+    "training": 3600.0,
+    "evaluation": 1800.0,
+    "deployment": 900.0,
+}
+
+# ML_ASSETS_ENV=prod: these values unless their variables are set.
+PRODUCTION: dict[str, object] = {
+    "feast_online_store": "redis",
+    "auc_gate": 0.75,
+    "executor": "k8s",
+    "gpu_fallback": "fail",  # a GPU node that trains on its CPU is an incident
+    "window_days": 366,  # expanding: every day of the year before D
+    "model_runs": "daily",  # each model step's Job deadline is per day
+}
 
 
-class Settings(BaseModel):
-    """Everything that differs between environments; built once per code-location load."""
+def legacy(name: str) -> str:
+    """A field's older variable name, read before ``ML_ASSETS_<FIELD NAME>``."""
+    return ENV_PREFIX + name
 
-    model_config = ConfigDict(frozen=True, hide_input_in_errors=True)  # no secret in errors
 
+class Settings(BaseSettings):
+    """Everything that differs between environments; built once per code-location load.
+
+    ``Settings(**values)`` and ``model_validate_json`` take exactly the values given: only
+    ``from_env`` reads variables.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        frozen=True,
+        hide_input_in_errors=True,  # no secret in errors
+        validate_by_name=True,  # field names as keywords, whatever the variable is called
+        extra="ignore",
+        validate_default=False,
+    )
+
+    # Environment and storage; from_env derives the paths from ML_ASSETS_ROOT and the lake
     env: Environment = "local"
-    landing_base: str = Field(description="Landing zone root (local dir or gs://bucket/prefix).")
-    lake_base: str = Field(description="Lake root for frames and models.")
-    registry_base: str = Field(description="Model registry root.")
-    catalog_path: str = str(DEFAULT_CATALOG)
+    landing_base: str = Field(
+        description="Landing zone root (local dir or gs://bucket/prefix).",
+        validation_alias=legacy("LANDING"),
+    )
+    lake_base: str = Field(
+        description="Lake root for frames and models.", validation_alias=legacy("LAKE")
+    )
+    registry_base: str = Field(
+        description="Model registry root.", validation_alias=legacy("REGISTRY")
+    )
+    catalog_path: str = Field(str(DEFAULT_CATALOG), validation_alias=legacy("CATALOG"))
 
     # Modelling choices
-    prediction_horizon_hours: float = 2.0
+    prediction_horizon_hours: float = Field(2.0, validation_alias=legacy("HORIZON_HOURS"))
     window_days: int = Field(56, description="Days of flights in a training set, holdout included.")
     holdout_days: int = 7
     history_days: int = Field(14, description="Trailing days for carrier/route/origin delay rates.")
@@ -99,16 +125,21 @@ class Settings(BaseModel):
 
     # Feature store (ml_assets/feature_repo): registry and sqlite file under the lake by default
     feast_project: str = "ml_assets"
-    feast_online_store: Literal["sqlite", "redis"] = "sqlite"
+    feast_online_store: Literal["sqlite", "redis"] = Field(
+        "sqlite", validation_alias=legacy("ONLINE_STORE")
+    )
     redis_connection: str = Field(
         "127.0.0.1:6379",
         description="Feast's 'host:port[,db=0,ssl=true]' or a redis:// URL, without a password.",
+        validation_alias=legacy("REDIS"),
     )
     redis_auth: bool = Field(
-        False, description=f"Log in to Redis with {REDIS_PASSWORD_ENV} (bound as dg.EnvVar)."
+        False,
+        description=f"Log in to Redis with {REDIS_PASSWORD_ENV} (bound as dg.EnvVar); from_env "
+        "sets it from that variable's presence only.",
     )
     feast_registry: str = ""
-    feast_sqlite_path: str = ""
+    feast_sqlite_path: str = Field("", validation_alias=legacy("FEAST_SQLITE"))
 
     # Execution
     executor: Literal["multiprocess", "in_process", "k8s"] = "multiprocess"
@@ -116,10 +147,17 @@ class Settings(BaseModel):
     k8s_max_concurrent_steps: int = 20
 
     # Reliability (ml_assets/errors.py): step retries for transient faults, SMTP send retries
-    retry_max_retries: int = Field(3, description="Step retries after a transient fault.")
-    retry_delay_s: float = Field(10.0, description="First retry delay; doubles each attempt.")
+    retry_max_retries: int = Field(
+        3, description="Step retries after a transient fault.", validation_alias=legacy("RETRY_MAX")
+    )
+    retry_delay_s: float = Field(
+        10.0,
+        description="First retry delay; doubles each attempt.",
+        validation_alias=legacy("RETRY_DELAY"),
+    )
     smtp_attempts: int = Field(4, description="SMTP tries when the server answers 4xx or drops.")
     smtp_retry_delay_s: float = Field(1.0, description="First SMTP retry delay; doubles.")
+
     # Backfill planning (ml_assets/operations/backfill_plan.py): defaults where the event log has
     # no run yet, and a price table (illustrative GCP us-central1 list prices: N2 vCPU, T4 GPU;
     # override them)
@@ -128,9 +166,11 @@ class Settings(BaseModel):
     backfill_max_concurrent_runs: int = Field(5, description="If the instance sets no run queue.")
     backfill_gpu_slots: int = Field(1, description="If the instance sets no gpu pool limit.")
     backfill_step_overhead_s: float = Field(
-        1.5, ge=0, description="A step process's start (fork, code location, resources) in the "
-        "plan of a multiprocess or k8s run; a k8s pod takes longer: set it per environment.",
-    )  # fmt: skip
+        1.5,
+        ge=0,
+        description="A step process's start (fork, code location, resources) in the plan of a "
+        "multiprocess or k8s run; a k8s pod takes longer: set it per environment.",
+    )
     model_runs: Literal["range", "daily"] = Field(
         "range",
         description="A backfill's models, leaderboard and deployment: in the range run with the "
@@ -141,29 +181,32 @@ class Settings(BaseModel):
         description="Days of training sets per backfill run; unset: all of them in the feature "
         "assets' single run (one Feast start-up), so every day's models run as one run.",
     )
-    price_cpu_hour_on_demand: float = 0.0316
+    price_cpu_hour_on_demand: float = Field(0.0316, validation_alias=legacy("PRICE_CPU_HOUR"))
     price_cpu_hour_spot: float = 0.0079
-    price_gpu_hour_on_demand: float = 0.35
+    price_gpu_hour_on_demand: float = Field(0.35, validation_alias=legacy("PRICE_GPU_HOUR"))
     price_gpu_hour_spot: float = 0.14
 
-    # Automation and monitoring (ml_assets/automation); the SMTP password is only EnvVar("SMTP_PASSWORD")
+    # Automation and monitoring (ml_assets/automation);
+    # the SMTP password is only EnvVar("SMTP_PASSWORD")
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
     smtp_sender: str = "ml-assets@localhost"
-    smtp_recipients: tuple[str, ...] = ("ml-platform@localhost",)
+    smtp_recipients: Annotated[tuple[str, ...], NoDecode] = ("ml-platform@localhost",)
     smtp_security: Literal["none", "starttls", "ssl"] = "none"
     smtp_username: str | None = Field(
-        None, description="Log in as this user (password: SMTP_PASSWORD)."
+        None,
+        description="Log in as this user (password: SMTP_PASSWORD).",
+        validation_alias=legacy("SMTP_USER"),
     )
     webserver_url: str = Field("http://127.0.0.1:3000", description="Base of run links in alerts.")
-    landing_sensor_interval_s: int = 30
+    landing_sensor_interval_s: int = Field(30, validation_alias=legacy("LANDING_SENSOR_INTERVAL"))
     monitor_window_runs: int = Field(
         20, description="Trailing finished runs for medians and rates."
     )
     monitor_min_history: int = Field(
         3, description="Fewest earlier samples before a monitor judges."
     )
-    monitor_step_duration_factor: float = 2.0
+    monitor_step_duration_factor: float = Field(2.0, validation_alias=legacy("MONITOR_STEP_FACTOR"))
     monitor_step_min_seconds: float = Field(1.0, description="Faster steps are never called slow.")
     monitor_failure_rate: float = 0.05
     monitor_volume_ratio: float = 0.5
@@ -178,8 +221,10 @@ class Settings(BaseModel):
     pushgateway_url: str | None = None
 
     # Timeouts, slow steps and preemption (ml_assets/timeouts.py, ml_assets/preemption.py)
-    step_timeouts_s: dict[str, float] = Field(
-        default_factory=lambda: dict(STEP_TIMEOUTS), description="Step time limit per asset group."
+    step_timeouts_s: Annotated[dict[str, float], NoDecode] = Field(
+        default_factory=lambda: dict(STEP_TIMEOUTS),
+        description="Step time limit per asset group; the variable: raw=1800,features=3600.",
+        validation_alias=legacy("STEP_TIMEOUTS"),
     )
     default_step_timeout_s: float = Field(3600.0, gt=0, description="Groups not listed above.")
     model_timeout_s: float = Field(
@@ -195,14 +240,33 @@ class Settings(BaseModel):
         None, ge=1, description="Boosting rounds between checkpoints (unset: by time only)."
     )
     checkpoint_interval_s: float = Field(
-        60.0, gt=0, description="Seconds of training between checkpoints (a preemption or a "
-        "timeout always saves one): a model trained faster writes none.",
-    )  # fmt: skip
+        60.0,
+        gt=0,
+        description="Seconds of training between checkpoints (a preemption or a timeout always "
+        "saves one): a model trained faster writes none.",
+    )
     preemption_grace_s: int = Field(
         60, ge=1, description="SIGTERM -> final checkpoint; the pod's termination grace period."
     )
     preemption_max_retries: int = Field(3, ge=0, description="Retries of a preempted step.")
-    watchdog_interval_s: int = Field(30, ge=1, description="step_watchdog sensor interval.")
+    watchdog_interval_s: int = Field(
+        30,
+        ge=1,
+        description="step_watchdog sensor interval.",
+        validation_alias=legacy("WATCHDOG_INTERVAL"),
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Direct construction takes only its keywords (tests, JSON dumps): no variable, no file."""
+        return (init_settings,)
 
     @field_validator("step_timeouts_s", mode="before")
     @classmethod
@@ -237,63 +301,48 @@ class Settings(BaseModel):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from ``ML_ASSETS_*`` variables, with local defaults under the project."""
+        """Settings from ``environ`` (default ``os.environ``; a mapping is the whole environment):
+        variables set, over the production profile, over paths derived from the root and lake."""
         environ = os.environ if environ is None else environ
-        env = environ.get("ML_ASSETS_ENV", "local")
-        root = Path(environ.get("ML_ASSETS_ROOT", PROJECT_ROOT))
-        lake = environ.get("ML_ASSETS_LAKE", str(root / ".lake"))
-        values: dict[str, object] = {
-            "env": env,
-            "landing_base": environ.get("ML_ASSETS_LANDING", str(root / ".landing")),
-            "lake_base": lake,
-            "registry_base": environ.get("ML_ASSETS_REGISTRY", f"{lake.rstrip('/')}/registry"),
-        }
-        values["feast_registry"] = environ.get(
-            "ML_ASSETS_FEAST_REGISTRY", f"{lake.rstrip('/')}/feast/registry.db"
-        )
-        values["redis_auth"] = bool(environ.get(REDIS_PASSWORD_ENV))
+        explicit = _Variables(cls, environ).values()
+        root = Path(environ.get(ROOT_ENV, PROJECT_ROOT))
+        lake = str(explicit.get("lake_base", root / ".lake"))
         local_lake = "://" not in lake  # the SQLite online store needs a local file
-        sqlite = f"{lake}/feast/online.db" if local_lake else str(root / ".feast" / "online.db")
-        values["feast_sqlite_path"] = environ.get("ML_ASSETS_FEAST_SQLITE", sqlite)
-        if env == "prod":
-            values["feast_online_store"] = "redis"
-            values["auc_gate"] = 0.75
-            values["executor"] = "k8s"
-            values["gpu_fallback"] = "fail"  # a GPU node that trains on its CPU is an incident
-            values["window_days"] = 366  # expanding: every day of the year before D
-            values["model_runs"] = "daily"  # each model step's Job deadline is per day
-        overrides = {
-            "ML_ASSETS_CATALOG": "catalog_path",
-            "ML_ASSETS_AUC_GATE": "auc_gate",
-            "ML_ASSETS_REQUIRE_SIGNIFICANT_IMPROVEMENT": "require_significant_improvement",
-            "ML_ASSETS_WINDOW_DAYS": "window_days",
-            "ML_ASSETS_HOLDOUT_DAYS": "holdout_days",
-            "ML_ASSETS_MIN_TRAINING_ROWS": "min_training_rows",
-            "ML_ASSETS_HORIZON_HOURS": "prediction_horizon_hours",
-            "ML_ASSETS_EXECUTOR": "executor",
-            "ML_ASSETS_MAX_CONCURRENT_STEPS": "max_concurrent_steps",
-            "ML_ASSETS_NUM_THREADS": "num_threads",
-            "ML_ASSETS_GPU_FALLBACK": "gpu_fallback",
-            "ML_ASSETS_FEAST_PROJECT": "feast_project",
-            "ML_ASSETS_ONLINE_STORE": "feast_online_store",
-            "ML_ASSETS_REDIS": "redis_connection",
-            "ML_ASSETS_QUARANTINE_MAX_SHARE": "quarantine_max_share",
-            "ML_ASSETS_QUARANTINE_TOLERATED_ROWS": "quarantine_tolerated_rows",
-            "ML_ASSETS_VOLUME_GUARD_SHARE": "volume_guard_share",
-            "ML_ASSETS_RETRY_MAX": "retry_max_retries",
-            "ML_ASSETS_RETRY_DELAY": "retry_delay_s",
-            "ML_ASSETS_BACKFILL_DEFAULT_STEP_S": "backfill_default_step_s",
-            "ML_ASSETS_TRAINING_SET_DAYS_PER_RUN": "training_set_days_per_run",
-            "ML_ASSETS_MODEL_RUNS": "model_runs",
-            "ML_ASSETS_PRICE_CPU_HOUR": "price_cpu_hour_on_demand",
-            "ML_ASSETS_PRICE_CPU_HOUR_SPOT": "price_cpu_hour_spot",
-            "ML_ASSETS_PRICE_GPU_HOUR": "price_gpu_hour_on_demand",
-            "ML_ASSETS_PRICE_GPU_HOUR_SPOT": "price_gpu_hour_spot",
-            **AUTOMATION_ENV,
-            **RUNTIME_ENV,
+        derived = {
+            "landing_base": str(root / ".landing"),
+            "lake_base": lake,
+            "registry_base": f"{lake.rstrip('/')}/registry",
+            "feast_registry": f"{lake.rstrip('/')}/feast/registry.db",
+            "feast_sqlite_path": (
+                f"{lake}/feast/online.db" if local_lake else str(root / ".feast" / "online.db")
+            ),
         }
-        values.update({field: environ[var] for var, field in overrides.items() if var in environ})
-        return cls.model_validate(values)
+        profile = PRODUCTION if explicit.get("env") == "prod" else {}
+        # The password stays in the environment (dg.EnvVar); settings only know that it is set.
+        redis_auth = bool(environ.get(REDIS_PASSWORD_ENV))
+        return cls.model_validate(derived | profile | explicit | {"redis_auth": redis_auth})
+
+
+class _Variables(EnvSettingsSource):
+    """The ``ML_ASSETS_*`` variables of one mapping, by their exact (upper-case) names."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._variables = {
+            k: v for k, v in environ.items() if k.startswith(ENV_PREFIX) and k.isupper()
+        }
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {name.lower(): value for name, value in self._variables.items()}
+
+    def values(self) -> dict[str, Any]:
+        """Raw values by field name (a legacy name found is reported under its field)."""
+        names = {
+            field.validation_alias: name
+            for name, field in self.settings_cls.model_fields.items()
+            if isinstance(field.validation_alias, str)
+        }
+        return {names.get(key, key): value for key, value in self().items()}
 
 
 def secret(name: str, environ: Mapping[str, str] | None = None) -> str | None:
