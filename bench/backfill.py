@@ -465,9 +465,8 @@ def main() -> None:
         root = tmp / "fair"
         root.mkdir()
         settings = Settings.from_env(_env(root, landing, catalog, args.window_days))
-        busy = machine_cpu()
-        seconds, stages = fair_baseline(settings, days, warm)
-        fair = (seconds, machine_cpu() - busy)
+        seconds, cpu, stages = fair_baseline(settings, days, warm, machine_cpu)
+        fair = (seconds, cpu)
         detail = ", ".join(f"{k} {v:.1f}" for k, v in stages.items())
         print(f"(a) fair baseline ({os.cpu_count()} workers): {seconds:8.1f} s wall, "
               f"{fair[1]:8.1f} CPU-s   [{detail}]")  # fmt: skip
