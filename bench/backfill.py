@@ -253,11 +253,13 @@ def _workspace(path: Path) -> Path:
 
 
 def seed(root: Path, warm: list[str]) -> None:
-    """Untimed: planes, then raw and features (and their online rows) for the warm days."""
+    """Untimed: planes, then raw and features (and their online rows) for the warm days, and
+    the whole graph for the last of them (the plan then knows every step's duration, and the
+    registry holds a champion, as in an instance that has been running)."""
     import dagster as dg
 
     from ml_assets.definitions import build_defs
-    from ml_assets.execution import FEATURES_JOB, REFERENCE_JOB
+    from ml_assets.execution import DAILY_JOB, FEATURES_JOB, REFERENCE_JOB
     from ml_assets.operations.materialize import materialize_days, materialize_range
     from ml_assets.settings import Settings
 
@@ -265,6 +267,7 @@ def seed(root: Path, warm: list[str]) -> None:
     with dg.DagsterInstance.from_config(str(root / "home")) as instance:
         runs = materialize_days(defs, instance, REFERENCE_JOB, [None])
         runs.append(materialize_range(defs, instance, FEATURES_JOB, warm[0], warm[-1]))
+        runs.append(materialize_range(defs, instance, DAILY_JOB, warm[-1], warm[-1]))
         assert all(r.success for r in runs), runs
 
 

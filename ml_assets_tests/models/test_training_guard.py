@@ -135,3 +135,43 @@ def test_random_forest_trains_without_resuming(training_set, tmp_path) -> None:
     guard = TrainingGuard(save=checkpoints.save, load=checkpoints.load, every=EVERY)
     fit(training_set, rf, seed=42, num_threads=1, guard=guard)
     assert checkpoints.load() is None and guard.computed == rf.num_boost_round
+
+
+class _Env:
+    """What LightGBM hands an after-iteration callback."""
+
+    def __init__(self, iteration: int, end: int) -> None:
+        self.iteration, self.end_iteration, self.model = iteration, end, self
+
+    def model_to_string(self) -> str:
+        return f"booster after {self.iteration + 1} rounds"
+
+
+def test_checkpoints_by_time_skip_fast_training_and_save_slow_training() -> None:
+    now = [0.0]
+    saved: list[int] = []
+    guard = TrainingGuard(
+        save=lambda c: saved.append(c.iteration), load=lambda: None, every=None, every_s=60.0,
+        clock=lambda: now[0],
+    )  # fmt: skip
+    for i in range(10):  # ten rounds in a second: nothing written, not even at the end
+        now[0] += 0.1
+        guard(_Env(i, 300))
+    assert saved == [] and guard.computed == 10
+    for i in range(10, 20):  # then 10 s a round: one checkpoint per 60 s
+        now[0] += 10.0
+        guard(_Env(i, 300))
+    assert saved == [16] and guard.saved == 16
+    guard(_Env(299, 300))
+    assert saved == [16], "a finished model is stored by the step, not checkpointed"
+
+
+def test_rounds_and_time_both_count_when_both_are_set() -> None:
+    saved: list[int] = []
+    guard = TrainingGuard(
+        save=lambda c: saved.append(c.iteration), load=lambda: None, every=5, every_s=3600.0,
+        clock=lambda: 0.0,
+    )  # fmt: skip
+    for i in range(12):
+        guard(_Env(i, 300))
+    assert saved == [5, 10]
