@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 PARTITION, BACKFILL = "dagster/partition", "dagster/backfill"
+DAEMON_TICK_S = 30.0  # dagster-daemon's backfill loop (DEFAULT_DAEMON_INTERVAL_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class Limits:
     run_overhead_s: float = 5.0
     step_slots: int = 1
     step_overhead_s: float = 0.0
+    daemon_tick_s: float = 0.0  # the backfill daemon submits each stage's runs on its next tick
 
 
 @dataclass(frozen=True)
@@ -211,9 +213,11 @@ def _run(
 
 def _wall_clock(ranged: list[PlannedRun], daily: list[PlannedRun], limits: Limits) -> float:
     """Range runs stage after stage (a stage's runs in parallel, up to the queue limit), then
-    the day runs through the queue; never less than the GPU work divided by the GPU slots."""
+    the day runs through the queue; never less than the GPU work divided by the GPU slots. Each
+    stage starts on a tick of the backfill daemon."""
     stages = sorted({r.stage for r in ranged})
-    first = sum(
+    ticks = limits.daemon_tick_s * (len(stages) + bool(daily))
+    first = ticks + sum(
         _list_schedule([r.seconds for r in ranged if r.stage == s], limits.max_concurrent_runs)
         for s in stages
     )
@@ -405,14 +409,19 @@ def limits_from(instance: dg.DagsterInstance, settings: Settings, overhead: floa
         gpu = info.slot_count or config.pool_config.default_pool_limit or gpu
     except NotImplementedError:  # storages without pools keep the settings' slot count
         pass
+    slots = {
+        "multiprocess": settings.max_concurrent_steps,
+        "k8s": settings.k8s_max_concurrent_steps,
+    }
+    in_process = settings.executor == "in_process"
     return Limits(
         max_concurrent_runs=runs if runs and runs > 0 else settings.backfill_max_concurrent_runs,
         gpu_slots=gpu,
         run_overhead_s=overhead if overhead is not None else settings.backfill_run_overhead_s,
-        step_slots={"multiprocess": settings.max_concurrent_steps,
-                    "k8s": settings.k8s_max_concurrent_steps}.get(settings.executor, 1),
-        step_overhead_s=0.0 if settings.executor == "in_process" else settings.backfill_step_overhead_s,
-    )  # fmt: skip
+        step_slots=slots.get(settings.executor, 1),
+        step_overhead_s=0.0 if in_process else settings.backfill_step_overhead_s,
+        daemon_tick_s=DAEMON_TICK_S,
+    )
 
 
 def prices_from(settings: Settings) -> Prices:

@@ -181,6 +181,8 @@ def test_plan_of_one_range_run_runs_steps_of_one_depth_side_by_side() -> None:
     models = max(60.0 + 1.5, (30.0 + 1.5) + (20.0 + 1.5))
     assert parallel.wall_clock_s == pytest.approx(4.0 + (10 + 1.5) + models + (5 + 1.5))
     assert parallel.cpu_hours == serial.cpu_hours  # the bill is the same work
+    ticked = plan_backfill(TEN_DAYS, steps, seconds, 5.0, replace(two, daemon_tick_s=30.0), PRICES)
+    assert ticked.wall_clock_s == pytest.approx(parallel.wall_clock_s + 30.0)  # one stage
 
 
 def test_plan_wall_clock_follows_the_queue_and_the_gpu_slots() -> None:
