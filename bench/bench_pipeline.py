@@ -41,10 +41,11 @@ def plain_python(settings, days: list[str], warm: list[str]) -> float:
     """The same pure functions in a loop, frames kept in memory; returns seconds for ``days``."""
     import pandas as pd
 
+    from ml_assets.assets.deployment import gate_rules
     from ml_assets.models.catalog import load_catalog
-    from ml_assets.models.evaluate import paired_bootstrap, score
+    from ml_assets.models.evaluate import score
     from ml_assets.models.features import LABEL, build_flight_features, build_traffic_features
-    from ml_assets.models.gate import Candidate, Champion, decide
+    from ml_assets.models.gate import Champion, review
     from ml_assets.models.leaderboard import rank
     from ml_assets.models.prepare import prepare_flights, prepare_planes, prepare_weather
     from ml_assets.models.train import fit, holdout, predict
@@ -55,7 +56,8 @@ def plain_python(settings, days: list[str], warm: list[str]) -> float:
     base, horizon = settings.landing_base, settings.prediction_horizon_hours
     planes = prepare_planes(read_reference(base, "planes"))
     flights, weather, ff, tf = {}, {}, {}, {}
-    champion = None
+    champion: Champion | None = None
+    kept: dict = {}  # promoted models by sha256 (this loop's registry)
 
     def features(day: str, i: int, order: list[str]) -> None:
         flights[day] = prepare_flights(read_daily(base, "flights", day), day)
@@ -87,24 +89,12 @@ def plain_python(settings, days: list[str], warm: list[str]) -> float:
         y = rows[LABEL].to_numpy()
         models = {e.name: fit(frame, e, settings.seed, settings.num_threads) for e in catalog}
         board = rank({name: (m, score(y, predict(m, rows))) for name, m in models.items()})
-        best = models[board.iloc[0]["asset"]]
-        comparison = None
-        if champion is not None:
-            comparison = paired_bootstrap(
-                y,
-                predict(best, rows),
-                predict(champion[0], rows),
-                settings.bootstrap_samples,
-                settings.seed,
-            )
-        decision = decide(
-            Candidate(best.name, best.sha256, float(board.iloc[0]["auc"]), day),
-            Champion(champion[0].name, champion[0].sha256, champion[1]) if champion else None,
-            comparison,
-            settings.auc_gate,
+        verdict = review(
+            day, board, models, frame, champion, kept.__getitem__, gate_rules(settings)
         )
-        if decision.promote:
-            champion = (best, day)
+        if verdict.decision.promote:
+            kept[verdict.model.sha256] = verdict.model
+            champion = Champion(verdict.model.name, verdict.model.sha256, day)
     return time.perf_counter() - started
 
 

@@ -9,7 +9,7 @@ training set from 2013-01-01):
    December AUC, and the deployed model's December AUC (the goal: >= 0.75);
 2. the champion/challenger history over the last days of 2013: the daily run of each day D
    (training set ending on D, ``--history-models`` trained, ranked, compared with the champion on
-   the same holdout by paired bootstrap, ``decide``); a day's flights are scored by the champion
+   the same holdout by paired bootstrap: ``models.gate.review``); a day's flights are scored by the champion
    in place after the run of the day before, and the December AUC of those live predictions is
    printed.
 
@@ -89,9 +89,10 @@ def window(ff, tf, day: str, settings):
 
 def run_day(day, ff, tf, entries, settings, champion):
     """One daily run: train, rank, compare with the champion, decide. Returns (models, board, decision)."""
-    from ml_assets.models.evaluate import paired_bootstrap, score
+    from ml_assets.assets.deployment import gate_rules
+    from ml_assets.models.evaluate import score
     from ml_assets.models.features import LABEL
-    from ml_assets.models.gate import Candidate, Champion, decide
+    from ml_assets.models.gate import Champion, review
     from ml_assets.models.leaderboard import rank
     from ml_assets.models.train import fit, holdout, predict
 
@@ -100,21 +101,12 @@ def run_day(day, ff, tf, entries, settings, champion):
     y = rows[LABEL].to_numpy()
     models = {e.name: fit(frame, e, settings.seed, settings.num_threads) for e in entries}
     board = rank({name: (m, score(y, predict(m, rows))) for name, m in models.items()})
-    best = models[board.iloc[0]["asset"]]
-    comparison = None
-    if champion is not None and champion[0].sha256 != best.sha256:
-        comparison = paired_bootstrap(
-            y, predict(best, rows), predict(champion[0], rows),
-            samples=settings.bootstrap_samples, seed=settings.seed, level=1 - settings.significance,
-        )  # fmt: skip
-    decision = decide(
-        Candidate(best.name, best.sha256, float(board.iloc[0]["auc"]), day),
+    verdict = review(
+        day, board, models, frame,
         Champion(champion[0].name, champion[0].sha256, champion[1]) if champion else None,
-        comparison,
-        settings.auc_gate,
-        require_improvement=settings.require_significant_improvement,
-    )
-    return models, board, best, decision, comparison
+        lambda _sha256: champion[0], gate_rules(settings),
+    )  # fmt: skip
+    return models, board, verdict.model, verdict.decision, verdict.comparison
 
 
 def main() -> None:
