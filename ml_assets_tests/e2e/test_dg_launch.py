@@ -1,9 +1,9 @@
 """Slow end-to-end: `dg launch --partition-range` runs the single-run assets over a range.
 
-Raw, feature, Feast and training-set assets share ``BackfillPolicy.single_run()``, so the
-stock CLI (`dg launch`, the same path as `dagster asset materialize`) accepts a range for them
-and runs it as one run; the range-aware lake writes every day on its own. The models and what
-follows them run one run per day and need the daemon (`ml-assets backfill`, the UI).
+Every daily asset shares ``BackfillPolicy.single_run()`` locally, so the stock CLI (`dg launch`,
+the same path as `dagster asset materialize`) accepts a range for them and runs it as one run;
+the range-aware lake writes every day on its own. In production (``ML_ASSETS_MODEL_RUNS=daily``)
+the models and what follows them run one run per day and need the daemon (`ml-assets backfill`).
 """
 
 from __future__ import annotations
@@ -71,6 +71,12 @@ def test_dg_launch_runs_a_partition_range_as_one_run(tmp_path: Path, landing_dir
             assert sorted(r.partition_key for r in records) == days, asset
             assert {r.run_id for r in records} == {runs[0].run_id}
 
-    # a model has no single-run policy: the CLI refuses a range for it and names the rule
-    refused = _dg(env, "--assets", "key:model__gbdt", "--partition-range", f"{FIRST}...{LAST}")
+    # production's shape: a model has no single-run policy, the CLI refuses a range for it
+    daily = {**env, "ML_ASSETS_MODEL_RUNS": "daily"}
+    refused = _dg(daily, "--assets", "key:model__gbdt", "--partition-range", f"{FIRST}...{LAST}")
     assert refused.returncode != 0 and "BackfillPolicy.single_run()" in refused.stderr
+    # locally the models join the range: one run trains every day of it
+    trained = _dg(env, "--assets", "key:model__gbdt", "--partition-range", f"{FIRST}...{LAST}")
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    models = sorted(p.name.split(".")[0] for p in (tmp_path / "lake" / "model__gbdt").iterdir())
+    assert sorted(set(models)) == days

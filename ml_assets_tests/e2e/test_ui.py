@@ -278,8 +278,7 @@ BACKFILL_STATUS = """query($id: String!) { partitionBackfillOrError(backfillId: 
 
 def test_backfill_ingestion_to_deployment_over_a_date_range(ui: Deployment) -> None:
     """The whole daily graph over BACKFILL through the daemon's backfill loop and the run queue:
-    raw and features in one run over the range, the training sets in one more, then one run per
-    day for the models, leaderboard and deployment."""
+    one run over the range, ingestion to deployment (``model_runs="range"``)."""
     selection = partitioned_assets(ui.url, DAILY_GROUPS)  # as `ml-assets backfill` launches it
     backfill_id = launch_backfill(
         ui.url, BACKFILL[0], BACKFILL[-1], selection, "e2e: ingestion to deployment",
@@ -304,8 +303,8 @@ def test_backfill_ingestion_to_deployment_over_a_date_range(ui: Deployment) -> N
         assert status["numPartitionsFailed"] == 0, (asset, status)
     assert {r["status"] for r in backfill["runs"]} == {"SUCCESS"}
     runs = {r["runId"] for r in backfill["runs"]}
-    # one range run (features and training sets), then one run per day (models to deployment)
-    assert len(runs) == 1 + len(BACKFILL)
+    # one range run: raw data to deployment
+    assert len(runs) == 1
     with dg.DagsterInstance.from_config(ui.env["DAGSTER_HOME"]) as instance:
         for asset in counts:
             by_day = [
