@@ -48,6 +48,13 @@ def _flight_counts(frame: Frame) -> dict[str, Any]:
     }
 
 
+RAW_FLIGHTS = DailyAssetSpec(
+    name="raw_flights", group=GROUP, kinds=KINDS, code_version="2",
+    description="One day's departures from the landing zone, typed and keyed by ``flight_id``.",
+    landing="flights", contract="raw_flights", references=True, describe=_flight_counts,
+)  # fmt: skip
+
+
 def _guard_volume(
     ctx: DayContext, rows: int, stored: set[str], accepted: dict[str, int]
 ) -> dict[str, Any]:
@@ -98,18 +105,14 @@ def raw_weather(day: str, inputs: dict[str, Any], ctx: DayContext) -> Frame:
     return prepare_weather(ctx.check("landed_weather", inputs["landed"]), day)
 
 
-def build_raw_assets(settings: Settings) -> list[dg.AssetsDefinition]:
-    flights = DailyAssetSpec(
-        name="raw_flights", group=GROUP, kinds=KINDS, code_version="2",
-        description="One day's departures from the landing zone, typed and keyed by ``flight_id``.",
-        landing="flights", contract="raw_flights", references=True, describe=_flight_counts,
-    )  # fmt: skip
-    weather = DailyAssetSpec(
-        name="raw_weather", group=GROUP, kinds=KINDS, code_version="2",
-        description="One day's hourly weather at EWR, JFK and LGA.",
-        landing="weather", contract="raw_weather",
-    )  # fmt: skip
+RAW_WEATHER = DailyAssetSpec(
+    name="raw_weather", group=GROUP, kinds=KINDS, code_version="2",
+    description="One day's hourly weather at EWR, JFK and LGA.",
+    landing="weather", contract="raw_weather",
+)  # fmt: skip
 
+
+def build_raw_assets(settings: Settings) -> list[dg.AssetsDefinition]:
     @dg.asset(
         group_name=GROUP,
         kinds=set(KINDS),
@@ -134,7 +137,7 @@ def build_raw_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         return versioned(context, gate.finish(gate.check("planes", frame, gate.params()), "planes"))
 
     return [
-        daily_asset(flights, settings, raw_flights),
-        daily_asset(weather, settings, raw_weather),
+        daily_asset(RAW_FLIGHTS, settings, raw_flights),
+        daily_asset(RAW_WEATHER, settings, raw_weather),
         planes,
     ]
