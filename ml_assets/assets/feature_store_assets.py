@@ -7,12 +7,18 @@ from collections.abc import Iterator
 import dagster as dg
 
 from ml_assets.assets import OWNERS
+from ml_assets.assets.daily_asset import (
+    BACKFILL_POLICY,
+    day_values,
+    output_values,
+    partition_days,
+    per_day,
+    window,
+)
 from ml_assets.assets.data_errors import persistent_failures
-from ml_assets.assets.range_runs import BACKFILL_POLICY, in_range_run, partition_days, per_day
 from ml_assets.errors import classified, retry_policy
 from ml_assets.partitions import daily
 from ml_assets.resources.feature_store import FeatureStoreResource
-from ml_assets.resources.lake_ranges import PartitionFrames, window
 from ml_assets.settings import Settings
 from ml_assets.types import Frame
 
@@ -72,11 +78,8 @@ def build_feature_store_assets(settings: Settings) -> list:
 
         frames = per_day(context, one_day)
         for name in outs:
-            if in_range_run(context):
-                value = PartitionFrames({day: by_name[name] for day, by_name in frames.items()})
-                rows = sum(len(frame) for frame in value.values())
-            else:
-                value, rows = frames[name], len(frames[name])
+            value = output_values(context, frames, name)
+            rows = sum(len(frame) for frame in day_values(value))
             yield dg.Output(value, output_name=name, metadata={"rows": rows})
 
     @dg.asset(
