@@ -82,22 +82,11 @@ def _start_worker(settings_json: str) -> None:
 def _train(frame: Any, entry: Any, day: str, settings: Any) -> Any:
     """``fit`` under the checkpoint guard a model step uses (same store, interval and limit)."""
     from ml_assets import k8s
+    from ml_assets.assets.checkpointed_training import lake_guard
     from ml_assets.models.catalog import model_key
     from ml_assets.models.train import fit
-    from ml_assets.models.training_guard import TrainingGuard
-    from ml_assets.resources.checkpoint_store import CheckpointStore
-    from ml_assets.timeouts import model_timeout_s
 
-    store = CheckpointStore(settings.lake_base, model_key(entry), day)
-    limit = model_timeout_s(settings, entry)
-    guard = TrainingGuard(
-        save=store.save,
-        load=store.load,
-        every=settings.checkpoint_every,
-        every_s=settings.checkpoint_interval_s,
-        deadline=time.monotonic() + limit,
-        timeout_s=limit,
-    )
+    guard, store, _ = lake_guard(settings, entry, model_key(entry), day)
     threads = k8s.training_threads(entry.profile, settings)
     model = fit(frame, entry, settings.seed, threads, guard, settings.gpu_fallback)
     store.clear()

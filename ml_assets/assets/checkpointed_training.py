@@ -1,7 +1,7 @@
 """Model steps: checkpointed training that resumes, stops at its time limit and survives SIGTERM."""
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import dagster as dg
@@ -17,6 +17,29 @@ from ml_assets.timeouts import model_timeout_s
 def _canceling(context: dg.AssetExecutionContext) -> bool:
     run = context.instance.get_run_by_id(context.run_id)
     return run is not None and run.status == dg.DagsterRunStatus.CANCELING
+
+
+def lake_guard(
+    settings: Settings,
+    entry: CatalogEntry,
+    asset: str,
+    day: str,
+    stop_requested: Callable[[], str | None] = lambda: None,
+) -> tuple[TrainingGuard, CheckpointStore, float]:
+    """The guard of ``asset[day]``'s training: its checkpoint in the lake, saved as settings say,
+    and the entry's time limit from now; with the store and the limit in seconds."""
+    store = CheckpointStore(settings.lake_base, asset, day)
+    limit = model_timeout_s(settings, entry)
+    guard = TrainingGuard(
+        save=store.save,
+        load=store.load,
+        every=settings.checkpoint_every,
+        every_s=settings.checkpoint_interval_s,
+        deadline=time.monotonic() + limit,
+        timeout_s=limit,
+        stop_requested=stop_requested,
+    )
+    return guard, store, limit
 
 
 @contextmanager
@@ -37,18 +60,8 @@ def checkpointed_training(
     """
     day = day or context.partition_key
     what = f"{asset}[{day}]"
-    store = CheckpointStore(settings.lake_base, asset, day)
-    limit = model_timeout_s(settings, entry)
     with sigterm_requests_stop() as stop:
-        guard = TrainingGuard(
-            save=store.save,
-            load=store.load,
-            every=settings.checkpoint_every,
-            every_s=settings.checkpoint_interval_s,
-            deadline=time.monotonic() + limit,
-            timeout_s=limit,
-            stop_requested=stop,
-        )
+        guard, store, limit = lake_guard(settings, entry, asset, day, stop)
         try:
             yield guard
         except TimedOut as exc:
