@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import dagster as dg
 
 from ml_assets import dagster_warnings
@@ -22,10 +24,6 @@ def build_defs(settings: Settings) -> dg.Definitions:
     from ml_assets.checks.contracts import build_contract_checks
     from ml_assets.execution import build_executor, build_jobs
     from ml_assets.models.catalog import load_catalog
-    from ml_assets.resources.feature_store import build_feature_store
-    from ml_assets.resources.lake_ranges import RangeLakeIOManagerFactory
-    from ml_assets.resources.landing_zone import LandingZone
-    from ml_assets.resources.registry import ModelRegistry
     from ml_assets.timeouts import run_tags, step_timeouts
 
     catalog = load_catalog(settings.catalog_path)
@@ -42,17 +40,27 @@ def build_defs(settings: Settings) -> dg.Definitions:
         jobs=build_jobs(
             gpu=any(entry.profile == "gpu" for entry in catalog), tags=run_tags(settings)
         ),
-        resources={
-            "lake": RangeLakeIOManagerFactory(base_path=settings.lake_base),
-            "landing": LandingZone(base_path=settings.landing_base),
-            "registry": ModelRegistry(base_path=settings.registry_base),
-            "feature_store": build_feature_store(settings),
-        },
+        resources=build_resources(settings),
     )
     executor = build_executor(settings, step_timeouts(settings, core.assets or [], catalog))
     return dg.Definitions.merge(
         core, build_automation_defs(settings), dg.Definitions(executor=executor)
     )
+
+
+def build_resources(settings: Settings) -> dict[str, Any]:
+    """The code location's resources by key (also built by a parallel asset's workers)."""
+    from ml_assets.resources.feature_store import build_feature_store
+    from ml_assets.resources.lake_ranges import RangeLakeIOManagerFactory
+    from ml_assets.resources.landing_zone import LandingZone
+    from ml_assets.resources.registry import ModelRegistry
+
+    return {
+        "lake": RangeLakeIOManagerFactory(base_path=settings.lake_base),
+        "landing": LandingZone(base_path=settings.landing_base),
+        "registry": ModelRegistry(base_path=settings.registry_base),
+        "feature_store": build_feature_store(settings),
+    }
 
 
 @dg.definitions

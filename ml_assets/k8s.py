@@ -117,6 +117,15 @@ def training_threads(profile: str, settings: Settings) -> int:
     return max(1, min(wanted, (os.cpu_count() or 1) // max(steps, 1)))
 
 
+def day_workers(settings: Settings) -> int:
+    """Processes a range run's parallel asset computes its days on (``assets/day_pool.py``):
+    ``settings.range_workers`` if set; on Kubernetes 1 (a step's pod has its one request);
+    locally every core (such a step runs alone: its downstream steps wait for it)."""
+    if settings.range_workers:
+        return settings.range_workers
+    return 1 if settings.executor == "k8s" else (os.cpu_count() or 1)
+
+
 def op_tags(profile: str, spot: bool = False) -> dict[str, Any]:
     """The ``dagster-k8s/config`` op tag for a profile (its threads in the pod's env), plus
     readable profile/spot tags."""

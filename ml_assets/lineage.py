@@ -14,9 +14,12 @@ if TYPE_CHECKING:
 STATIC = "static"  # the "partition" of an unpartitioned asset (planes)
 
 
-def _walk(start: tuple[dg.AssetKey, str | None], step) -> dict[str, list[str]]:
+Node = tuple[dg.AssetKey, "str | None"]
+
+
+def _walk(start: Node, step) -> dict[str, list[str]]:
     """Every (asset, partition) reachable from ``start`` through ``step``, grouped by asset."""
-    seen: set[tuple[dg.AssetKey, str | None]] = set()
+    seen: set[Node] = set()
     stack = [start]
     while stack:
         for nxt in step(*stack.pop()):
@@ -32,10 +35,7 @@ def _walk(start: tuple[dg.AssetKey, str | None], step) -> dict[str, list[str]]:
 
 def upstream_partitions(graph: BaseAssetGraph, asset: str, partition: str) -> dict[str, list[str]]:
     """Every partition of every asset upstream of ``asset[partition]`` (partition mappings followed)."""
-    return _walk(
-        (dg.AssetKey(asset), partition),
-        lambda key, part: graph.get_parents_partitions(key, part).parent_partitions,
-    )
+    return Lineage(graph).upstream(asset, partition)
 
 
 def downstream_partitions(
@@ -49,29 +49,71 @@ def data_versions(
     instance: dg.DagsterInstance, partitions: dict[str, list[str]]
 ) -> dict[str, dict[str, str | None]]:
     """The data version of the latest materialization of each (asset, partition); None if never."""
-    out: dict[str, dict[str, str | None]] = {}
-    for asset, parts in partitions.items():
-        wanted = [p for p in parts if p != STATIC]
-        found: dict[str, str | None] = {}
-        cursor = None
-        while True:
-            result = instance.fetch_materializations(
-                dg.AssetRecordsFilter(
-                    asset_key=dg.AssetKey(asset), asset_partitions=wanted or None
-                ),
-                limit=max(100, 2 * len(parts)),
-                cursor=cursor,
-            )
-            for record in result.records:
-                event = record.asset_materialization
-                part = (event.partition if event else None) or STATIC
-                if part not in found and event is not None:
-                    found[part] = (event.tags or {}).get("dagster/data_version")
-            if not wanted or len(found) >= len(parts) or not result.has_more:
-                break
-            cursor = result.cursor
-        out[asset] = {p: found.get(p) for p in parts}
-    return out
+    return {asset: _fetch_versions(instance, asset, parts) for asset, parts in partitions.items()}
+
+
+class Lineage:
+    """Upstream partitions and their data versions for many partitions in one step.
+
+    Consecutive days share all but one day of their trailing windows: each partition's parents
+    are computed once and each (asset, partition)'s data version fetched once. Keep one only
+    while upstream materializations cannot change (a step whose inputs are all written).
+    """
+
+    def __init__(self, graph: BaseAssetGraph, instance: dg.DagsterInstance | None = None) -> None:
+        self._graph, self._instance = graph, instance
+        self._parents: dict[Node, list[Any]] = {}
+        self._versions: dict[tuple[str, str], str | None] = {}
+
+    def upstream(self, asset: str, partition: str) -> dict[str, list[str]]:
+        """As :func:`upstream_partitions`."""
+        return _walk((dg.AssetKey(asset), partition), self._parents_of)
+
+    def versions(self, partitions: dict[str, list[str]]) -> dict[str, dict[str, str | None]]:
+        """As :func:`data_versions`, asking the instance only for (asset, partition)s not
+        fetched before."""
+        if self._instance is None:
+            raise TypeError("Lineage built without an instance has no data versions")
+        for asset, parts in partitions.items():
+            missing = [p for p in parts if (asset, p) not in self._versions]
+            if missing:
+                for part, version in _fetch_versions(self._instance, asset, missing).items():
+                    self._versions[(asset, part)] = version
+        return {
+            asset: {p: self._versions[(asset, p)] for p in parts}
+            for asset, parts in partitions.items()
+        }
+
+    def _parents_of(self, key: dg.AssetKey, partition: str | None) -> list[Any]:
+        node = (key, partition)
+        if node not in self._parents:
+            parents = self._graph.get_parents_partitions(key, partition).parent_partitions
+            self._parents[node] = list(parents)
+        return self._parents[node]
+
+
+def _fetch_versions(
+    instance: dg.DagsterInstance, asset: str, parts: list[str]
+) -> dict[str, str | None]:
+    """The data version of the latest materialization of each of ``asset``'s ``parts``."""
+    wanted = [p for p in parts if p != STATIC]
+    found: dict[str, str | None] = {}
+    cursor = None
+    while True:
+        result = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=wanted or None),
+            limit=max(100, 2 * len(parts)),
+            cursor=cursor,
+        )
+        for record in result.records:
+            event = record.asset_materialization
+            part = (event.partition if event else None) or STATIC
+            if part not in found and event is not None:
+                found[part] = (event.tags or {}).get("dagster/data_version")
+        if not wanted or len(found) >= len(parts) or not result.has_more:
+            break
+        cursor = result.cursor
+    return {p: found.get(p) for p in parts}
 
 
 def lineage_summary(inputs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -144,6 +144,11 @@ class Settings(BaseSettings):
     # Execution
     executor: Literal["multiprocess", "in_process", "k8s"] = "multiprocess"
     max_concurrent_steps: int = 2
+    range_workers: int | None = Field(
+        None,
+        description="Processes computing a parallel asset's days in a range run (training "
+        "sets); unset: this machine's cores locally, 1 on Kubernetes (k8s.day_workers).",
+    )
     k8s_max_concurrent_steps: int = 20
 
     # Reliability (ml_assets/errors.py): step retries for transient faults, SMTP send retries

@@ -63,6 +63,7 @@ NAMES: dict[str, tuple[str, dict[str, object]]] = {
     # Execution, reliability, backfills and prices
     "ML_ASSETS_EXECUTOR": ("in_process", {"executor": "in_process"}),
     "ML_ASSETS_MAX_CONCURRENT_STEPS": ("7", {"max_concurrent_steps": 7}),
+    "ML_ASSETS_RANGE_WORKERS": ("3", {"range_workers": 3}),
     "ML_ASSETS_RETRY_MAX": ("5", {"retry_max_retries": 5}),
     "ML_ASSETS_RETRY_DELAY": ("2.5", {"retry_delay_s": 2.5}),
     "ML_ASSETS_BACKFILL_DEFAULT_STEP_S": ("9", {"backfill_default_step_s": 9.0}),

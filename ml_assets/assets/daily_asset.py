@@ -22,8 +22,9 @@ and :func:`partition_days` from here.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
@@ -38,6 +39,7 @@ from ml_assets.resources.landing_zone import LandingZone
 from ml_assets.settings import Settings
 
 if TYPE_CHECKING:
+    from ml_assets.assets.day_pool import DayPool
     from ml_assets.checks.contracts import ContractGate
     from ml_assets.checks.schemas import Params
 
@@ -65,7 +67,9 @@ class DailyAssetSpec:
     failures and moved aside when the day is rejected. ``describe``: metadata from the output as
     recorded (after its contract), besides what ``compute`` adds. ``backfill``: ``"range"`` (one
     run over a backfill's range), ``"model"`` (:func:`model_backfill_policy`) or a policy.
-    ``lazy``: a range run computes each day as the lake writes it, in day order. ``versioned``:
+    ``lazy``: a range run computes each day as the lake writes it, in day order. ``parallel``:
+    ``compute`` needs only its inputs, settings and resources, so a range run computes the days
+    side by side on worker processes (``assets/day_pool.py``), handed back in day order. ``versioned``:
     a daily run records the output's content hash as its data version.
     """
 
@@ -83,6 +87,7 @@ class DailyAssetSpec:
     describe: Callable[[Any], Mapping[str, Any]] | None = None
     backfill: Literal["range", "model"] | dg.BackfillPolicy = "range"
     lazy: bool = False
+    parallel: bool = False
     versioned: bool = True
     metadata: Mapping[str, Any] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
@@ -140,6 +145,8 @@ def daily_asset(spec: DailyAssetSpec, settings: Settings, compute: Compute) -> d
     resources = dict(spec.resources)
     if spec.references or spec.landing:
         resources.setdefault("landing", LandingZone)
+    if spec.parallel and spec.landing:
+        raise ValueError(f"{spec.name}: a parallel asset cannot read a landing file")
 
     def body(context: dg.AssetExecutionContext, **kwargs: Any) -> Any:
         given = {key: kwargs.pop(key) for key in resources}
@@ -202,13 +209,20 @@ def _run(
         with persistent_failures(label(context, spec.name)):
             references = load_references(resources["landing"])
     shared: dict[str, Any] = {}
+    pool = _day_pool(spec, settings, compute, context, inputs)
+
+    def computed(day: str, ctx: DayContext) -> Any:
+        if pool is None:
+            return compute(day, _cut(spec, inputs, day), ctx)
+        out, metadata = pool.take(day)
+        ctx.add_metadata(metadata)
+        return out
 
     def one_day(day: str) -> Any:
-        with persistent_failures(f"{spec.name}[{day}]"):
+        with persistent_failures(f"{spec.name}[{day}]"), _closing_on_error(pool):
             ctx = DayContext(day, settings, resources, shared, context)
-            cut = {name: window(inputs[name], day, days or 1) for name, days in spec.ins.items()}
             if spec.contract is None:
-                out = compute(day, cut, ctx)
+                out = computed(day, ctx)
                 if ctx.metadata:
                     add_day_metadata(context, day, ctx.metadata)
                 return out
@@ -216,12 +230,59 @@ def _run(
             params = ctx._params = gate.params(references)
             if spec.landing:
                 landing, source = resources["landing"], spec.landing
-                cut["landed"] = gate.read(lambda: landing.read_daily(source, day))
-            out = gate.check(spec.contract, compute(day, cut, ctx), params)
+                landed = gate.read(lambda: landing.read_daily(source, day))
+                out = compute(day, {**_cut(spec, inputs, day), "landed": landed}, ctx)
+            else:
+                out = computed(day, ctx)
+            out = gate.check(spec.contract, out, params)
             extra = {**(spec.describe(out) if spec.describe else {}), **ctx.metadata}
             return gate.finish(out, spec.contract, extra)
 
     return per_day(context, one_day, version=spec.versioned, lazy=spec.lazy)
+
+
+def _day_pool(
+    spec: DailyAssetSpec,
+    settings: Settings,
+    compute: Compute,
+    context: dg.AssetExecutionContext,
+    inputs: dict[str, Any],
+) -> DayPool | None:
+    """Worker processes for a parallel asset's range run of several days, else None."""
+    from ml_assets import k8s
+
+    if not (spec.parallel and in_range_run(context) and len(context.partition_keys) > 1):
+        return None
+    workers = k8s.day_workers(settings)
+    if workers < 2:
+        return None
+    from ml_assets.assets.day_pool import DayPool
+
+    days = list(context.partition_keys)
+    return DayPool(
+        compute,
+        settings,
+        sorted(spec.resources),
+        days,
+        lambda day: _cut(spec, inputs, day),
+        workers,
+    )
+
+
+def _cut(spec: DailyAssetSpec, inputs: dict[str, Any], day: str) -> dict[str, Any]:
+    """The day's inputs as a daily run loads them: each cut to the day or its trailing window."""
+    return {name: window(inputs[name], day, days or 1) for name, days in spec.ins.items()}
+
+
+@contextlib.contextmanager
+def _closing_on_error(pool: DayPool | None) -> Iterator[None]:
+    """A failing day fails the step: stop the workers computing the next days."""
+    try:
+        yield
+    except BaseException:
+        if pool is not None:
+            pool.close()
+        raise
 
 
 def _gate(

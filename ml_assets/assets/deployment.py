@@ -18,15 +18,20 @@ from ml_assets.types import Document
 GROUP = "deployment"
 
 
-def _input_lineage(context: dg.AssetExecutionContext, model_asset: str, day: str) -> dict[str, Any]:
+def _input_lineage(ctx: DayContext, model_asset: str, day: str) -> dict[str, Any]:
     """Every partition upstream of the model's partition (partition mappings followed to the
-    landed sources) with the data version of its latest materialization."""
-    from ml_assets.lineage import data_versions, upstream_partitions
+    landed sources) with the data version of its latest materialization. A range run's days
+    share one ``Lineage``: their inputs are all written before this step."""
+    from ml_assets.lineage import Lineage
 
-    graph = context.job_def.asset_layer.asset_graph
-    partitions = upstream_partitions(graph, model_asset, day)
+    context = ctx.dagster
+    if "lineage" not in ctx.shared:
+        graph = context.job_def.asset_layer.asset_graph
+        ctx.shared["lineage"] = Lineage(graph, context.instance)
+    lineage = ctx.shared["lineage"]
+    partitions = lineage.upstream(model_asset, day)
     partitions[model_asset] = partitions["model_leaderboard"] = [day]
-    return data_versions(context.instance, partitions)
+    return lineage.versions(partitions)
 
 
 def gate_rules(settings: Settings) -> GateRules:
@@ -66,7 +71,7 @@ def deploy(
                 "ml_assets": __version__,
                 "asset": context.assets_def.code_versions_by_key[context.asset_key],
             },
-            "inputs": _input_lineage(context, str(best["asset"]), day),
+            "inputs": _input_lineage(ctx, str(best["asset"]), day),
             "metrics": document["metrics"],
             "decision": decision.reason,
         }

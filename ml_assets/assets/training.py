@@ -83,7 +83,7 @@ def build_training_set_asset(settings: Settings) -> dg.AssetsDefinition:
               # is MATERIALIZING, and online_features is what registers the repo
               dg.AssetDep("online_features", partition_mapping=window)],
         resources={"feature_store": FeatureStoreResource},
-        contract="training_set", backfill=training_set_policy(settings),
+        contract="training_set", backfill=training_set_policy(settings), lazy=True, parallel=True,
         metadata={"window_days": settings.window_days, "holdout_days": settings.holdout_days,
                   "min_training_rows": settings.min_training_rows},
     )  # fmt: skip
