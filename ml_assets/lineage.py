@@ -31,7 +31,8 @@ def _walk(start: tuple[dg.AssetKey, str | None], step) -> dict[str, list[str]]:
 
 
 def upstream_partitions(graph: BaseAssetGraph, asset: str, partition: str) -> dict[str, list[str]]:
-    """Every partition of every asset upstream of ``asset[partition]`` (partition mappings followed)."""
+    """Every partition of every asset upstream of ``asset[partition]``
+    (partition mappings followed)."""
     return _walk(
         (dg.AssetKey(asset), partition),
         lambda key, part: graph.get_parents_partitions(key, part).parent_partitions,
