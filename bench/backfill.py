@@ -207,9 +207,16 @@ def plain_python(
         )
         board = check("model_leaderboard", board, day)
         verdict = timer(
-            "evaluation", review, day, board, models,
-            frame, champion, kept.__getitem__, gate_rules(settings),
-        )  # fmt: skip
+            "evaluation",
+            review,
+            day,
+            board,
+            models,
+            frame,
+            champion,
+            kept.__getitem__,
+            gate_rules(settings),
+        )
         if verdict.decision.promote:
             kept[verdict.model.sha256] = verdict.model
             champion = Champion(verdict.model.name, verdict.model.sha256, day)
@@ -438,10 +445,11 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=5, help="first N models of the catalog")
     parser.add_argument("--window-days", type=int, default=56, help="training window (warm days)")
     parser.add_argument(
-        "--baselines", default="fair,loop",
+        "--baselines",
+        default="fair,loop",
         help="fair (the headline: same work, same outputs, same cores) and/or loop (one core, "
         "frames in memory, no outputs)",
-    )  # fmt: skip
+    )
     parser.add_argument("--skip-dagster", action="store_true", help="only the baselines")
     parser.add_argument("--timeout", type=float, default=6 * 3600)
     parser.add_argument("--keep", help="keep the run's files under this folder")
@@ -460,8 +468,11 @@ def main() -> None:
     landing = tmp / "landing"
     land(str(landing), FIRST_DAY, last.isoformat())
     catalog = _catalog(tmp / "catalog.yaml", args.models)
-    print(f"backfill of {args.days} days ({days[0]}..{days[-1]}), {args.models} models, "
-          f"{args.window_days}-day window; machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")  # fmt: skip
+    print(
+        f"backfill of {args.days} days ({days[0]}..{days[-1]}), {args.models} models, "
+        f"{args.window_days}-day window; machine: {os.cpu_count()} cores, "
+        f"load {os.getloadavg()[0]:.1f}"
+    )
 
     fair = loop = None
     if "fair" in args.baselines:
@@ -471,8 +482,10 @@ def main() -> None:
         seconds, cpu, stages = fair_baseline(settings, days, warm, machine_cpu)
         fair = (seconds, cpu)
         detail = ", ".join(f"{k} {v:.1f}" for k, v in stages.items())
-        print(f"(a) fair baseline ({os.cpu_count()} workers): {seconds:8.1f} s wall, "
-              f"{fair[1]:8.1f} CPU-s   [{detail}]")  # fmt: skip
+        print(
+            f"(a) fair baseline ({os.cpu_count()} workers): {seconds:8.1f} s wall, "
+            f"{fair[1]:8.1f} CPU-s   [{detail}]"
+        )
     if "loop" in args.baselines:
         root = tmp / "loop"
         root.mkdir()
@@ -482,8 +495,10 @@ def main() -> None:
         stages = ", ".join(
             f"{k} {v:.1f}" for k, v in sorted(timer.seconds.items(), key=lambda kv: -kv[1])
         )
-        print(f"(a') one-core loop, no outputs:  {seconds:8.1f} s wall, {timer.cpu:8.1f} CPU-s   "
-              f"[{stages}]")  # fmt: skip
+        print(
+            f"(a') one-core loop, no outputs:  {seconds:8.1f} s wall, {timer.cpu:8.1f} CPU-s   "
+            f"[{stages}]"
+        )
     if args.skip_dagster:
         return
 
@@ -495,9 +510,11 @@ def main() -> None:
     backfill_id, requested, up_s, dagster_cpu = through_dagster(root, days, args.timeout)
     facts = profile(root, backfill_id, requested)
     dagster_s = facts["wall"]
-    print(f"(b) Dagster backfill (daemon, webserver, {os.cpu_count()} steps at once): "
-          f"{dagster_s:8.1f} s wall, {dagster_cpu:8.1f} CPU-s   "
-          f"[{facts['runs']} runs ({facts['ranged_runs']} over the range), {facts['steps']} steps]")  # fmt: skip
+    print(
+        f"(b) Dagster backfill (daemon, webserver, {os.cpu_count()} steps at once): "
+        f"{dagster_s:8.1f} s wall, {dagster_cpu:8.1f} CPU-s   "
+        f"[{facts['runs']} runs ({facts['ranged_runs']} over the range), {facts['steps']} steps]"
+    )
     for name, base in (("fair baseline", fair), ("one-core loop", loop)):
         if base:
             print(
@@ -505,12 +522,16 @@ def main() -> None:
             )
     if fair:
         same, differ = compare_lakes(tmp / "fair" / "lake", root / "lake")
-        print(f"    outputs: {same} files identical in both lakes"
-              + (f"; {len(differ)} differ: {', '.join(differ[:8])}" if differ else ""))  # fmt: skip
+        print(
+            f"    outputs: {same} files identical in both lakes"
+            + (f"; {len(differ)} differ: {', '.join(differ[:8])}" if differ else "")
+        )
     print("    profile of (b) (seconds; sums are over runs and steps, several run at once):")
     print(f"      step compute, sum                        : {facts['busy']:8.1f}")
-    print(f"      run launch (process start + code load), sum: {facts['launch_total']:8.1f}  "
-          f"(median {facts['launch_median']:.1f} per run)")  # fmt: skip
+    print(
+        f"      run launch (process start + code load), sum: {facts['launch_total']:8.1f}  "
+        f"(median {facts['launch_median']:.1f} per run)"
+    )
     print(
         f"      in runs outside steps (events, IO setup), sum: {facts['in_run_outside_steps']:8.1f}"
     )

@@ -1,4 +1,5 @@
-"""The fair baseline of ``bench/backfill.py``: the backfill's work without Dagster, on the same cores.
+"""The fair baseline of ``bench/backfill.py``:
+the backfill's work without Dagster, on the same cores.
 
 Untimed first, as the Dagster side's seed: the warm days' raw data, features and online rows, and
 the whole graph for the last warm day (its champion in the registry).
@@ -48,7 +49,8 @@ def _load(settings: Any, asset: str, day: str) -> Any:
 def _checked(
     settings: Any, contract: str, frame: Any, day: str | None, references: Any, asset: str = ""
 ) -> Any:
-    """The contract's clean rows; refused rows to the asset's quarantine file (as ``ContractGate``)."""
+    """The contract's clean rows;
+    refused rows to the asset's quarantine file (as ``ContractGate``)."""
     from ml_assets.checks.contracts import contract_params
     from ml_assets.checks.validation import validate
     from ml_assets.resources.lake import write_quarantine
@@ -113,9 +115,11 @@ def _day_models(day: str, window: list[str]) -> dict[str, float]:
     entities["event_timestamp"] = flights["prediction_ts"].to_numpy()
     branches = split_served_features(flights, store.historical(entities))
     frame, _ = build_training_set(
-        *branches, day, settings.holdout_days,
+        *branches,
+        day,
+        settings.holdout_days,
         max_unmatched_rows=int(quarantine_limit(settings, len(flights))),
-    )  # fmt: skip
+    )
     frame = _checked(settings, "training_set", frame, day, None)
     _store(settings, "training_set", day, frame)
     seconds["training_set"] += time.perf_counter() - started
@@ -155,9 +159,14 @@ def _deploy(settings: Any, day: str, catalog: list, registry: Any, graph: Any) -
     champion = registry.champion()
     rules = gate_rules(settings)
     verdict = review(
-        day, board, models, _load(settings, "training_set", day), champion,
-        lambda sha256: registry.load(sha256)[0], rules,
-    )  # fmt: skip
+        day,
+        board,
+        models,
+        _load(settings, "training_set", day),
+        champion,
+        lambda sha256: registry.load(sha256)[0],
+        rules,
+    )
     document = decision_document(day, board, champion, verdict, rules)
     if verdict.decision.promote:
         best = str(board.iloc[0]["asset"])
@@ -239,7 +248,7 @@ def fair_baseline(
                 settings, "raw_weather", prepare_weather(landed, day), day, references
             )
             _store(settings, "raw_flights", day, flights[day])
-            _store(settings, "raw_weather", day, weather[day])  # fmt: skip
+            _store(settings, "raw_weather", day, weather[day])
 
         def features() -> None:
             window = pd.concat(
@@ -266,7 +275,7 @@ def fair_baseline(
             _store(settings, "flight_features", day, flight)
             _store(settings, "traffic_features", day, traffic)
             for name, rows in feast_frames(flight, traffic, day, horizon).items():
-                _store(settings, name, day, rows)  # fmt: skip
+                _store(settings, name, day, rows)
 
         timed("read+raw", raw)
         timed("features", features)

@@ -88,7 +88,8 @@ def main() -> None:
 
     validate_s = best_of(args.repeat, check)
     print(
-        f"rows:                     {len(stored):,} flight_features rows ({len(features)} real, repeated)"
+        f"rows:                     {len(stored):,} flight_features rows "
+        f"({len(features)} real, repeated)"
     )
     print(f"read from Parquet:        {read_s:.3f} s")
     print(f"validate (all rules):     {validate_s:.3f} s  (target <= {TARGET_SECONDS:.1f} s)")

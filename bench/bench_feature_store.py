@@ -59,7 +59,8 @@ def build_lake(root: Path) -> tuple[str, list[str], object]:
 
 
 def bench_online(settings, lake: str, days: list[str], frame, reads: int) -> None:
-    """Serving reads through the lean reader (what ``Predictor`` uses) and, for contrast, the SDK."""
+    """Serving reads through the lean reader (what ``Predictor`` uses)
+    and, for contrast, the SDK."""
     import numpy as np
 
     from ml_assets.assets.feature_store_assets import online_window
@@ -102,7 +103,8 @@ def bench_online(settings, lake: str, days: list[str], frame, reads: int) -> Non
     ):
         p50, p99 = _percentiles(samples)
         print(
-            f"{kind:6s} {label}: p50 {p50:7.3f} ms  p99 {p99:7.3f} ms  ({len(samples)} calls; goal {goal})"
+            f"{kind:6s} {label}: p50 {p50:7.3f} ms  p99 {p99:7.3f} ms  "
+            f"({len(samples)} calls; goal {goal})"
         )
 
 
@@ -156,7 +158,8 @@ def bench_historical(settings, frame) -> None:
     pandas_s = time.perf_counter() - started
     assert len(feast_rows) == len(joined) == len(entities)
     print(
-        f"historical retrieval, {len(entities)} rows over 35 days: Feast {feast_s:.2f} s, pandas as-of join {pandas_s:.2f} s, ratio {feast_s / pandas_s:.1f}x"
+        f"historical retrieval, {len(entities)} rows over 35 days: Feast {feast_s:.2f} s, "
+        f"pandas as-of join {pandas_s:.2f} s, ratio {feast_s / pandas_s:.1f}x"
     )
 
 
@@ -172,10 +175,14 @@ def main() -> None:
         lake, days, frame = build_lake(root)
         for kind in ("sqlite", "redis"):
             settings = Settings(
-                landing_base=str(root / "landing"), lake_base=lake, registry_base=str(root / "registry"),
-                feast_project=f"bench{uuid.uuid4().hex[:8]}", feast_online_store=kind,
-                feast_registry=str(root / f"registry-{kind}.db"), feast_sqlite_path=str(root / "online.db"),
-            )  # fmt: skip
+                landing_base=str(root / "landing"),
+                lake_base=lake,
+                registry_base=str(root / "registry"),
+                feast_project=f"bench{uuid.uuid4().hex[:8]}",
+                feast_online_store=kind,
+                feast_registry=str(root / f"registry-{kind}.db"),
+                feast_sqlite_path=str(root / "online.db"),
+            )
             bench_online(settings, lake, days, frame, args.reads)
         bench_historical(settings, frame)
 

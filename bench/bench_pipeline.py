@@ -176,7 +176,8 @@ def main() -> None:
             )
             seconds = through_dagster(executor, days, warm)
             print(
-                f"Dagster {executor:13s}, {args.days} days: {seconds:7.1f} s   ratio {seconds / plain:5.2f}x"
+                f"Dagster {executor:13s}, {args.days} days: {seconds:7.1f} s   "
+                f"ratio {seconds / plain:5.2f}x"
             )
     dagster_import, beyond = load_time()
     print(f"import dagster: {dagster_import:.2f} s; code location load beyond it: {beyond:.2f} s")

@@ -74,9 +74,12 @@ def main() -> None:
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
     settings = Settings.from_env(
-        {"ML_ASSETS_ENV": "prod", "ML_ASSETS_ROOT": str(cache),
-         "ML_ASSETS_LANDING": str(cache / "landing")}
-    )  # fmt: skip
+        {
+            "ML_ASSETS_ENV": "prod",
+            "ML_ASSETS_ROOT": str(cache),
+            "ML_ASSETS_LANDING": str(cache / "landing"),
+        }
+    )
     catalog = load_catalog(settings.catalog_path)
     names = set(args.entries.split(",")) if args.entries else {e.name for e in catalog}
     profiles = args.profiles.split(",")
@@ -95,8 +98,10 @@ def main() -> None:
         f"prices: CPU ${settings.price_cpu_hour_on_demand}/h (spot {settings.price_cpu_hour_spot}),"
         f" GPU ${settings.price_gpu_hour_on_demand}/h (spot {settings.price_gpu_hour_spot})"
     )
-    print(f"{'entry':<12} {'profile':<10} {'threads':>7} {'device':<7} {'wall s':>8} "
-          f"{'CPU s':>8} {'AUC':>7} {'$ / step':>10}  note")  # fmt: skip
+    print(
+        f"{'entry':<12} {'profile':<10} {'threads':>7} {'device':<7} {'wall s':>8} "
+        f"{'CPU s':>8} {'AUC':>7} {'$ / step':>10}  note"
+    )
     results: dict[str, dict[str, tuple[float, float]]] = {}
     for entry in (e for e in catalog if e.name in names):
         for profile in profiles:
@@ -119,7 +124,8 @@ def main() -> None:
             cheapest = min(on, key=lambda p: on[p][1])
             fastest = min(on, key=lambda p: on[p][0])
             print(
-                f"{entry.name:<12} -> cheapest {cheapest}, fastest {fastest}; catalog: {entry.profile}"
+                f"{entry.name:<12} -> cheapest {cheapest}, fastest {fastest}; "
+                f"catalog: {entry.profile}"
             )
 
 

@@ -68,10 +68,14 @@ def main() -> None:
     started = time.perf_counter()
     frame = real_training_set(first, args.last, holdout_days=7)
     rows = holdout(frame)
-    print(f"training set {first}..{args.last}: {len(frame) - len(rows)} training rows, "
-          f"{len(rows)} holdout rows ({time.perf_counter() - started:.0f} s to build)")  # fmt: skip
-    print(f"{'model':<12} {'rounds':>6} {'full s':>7} {'AUC full':>9} {'stopped at':>10} "
-          f"{'resumed rounds':>14} {'resume s':>8} {'AUC resumed':>11} {'diff':>8}")  # fmt: skip
+    print(
+        f"training set {first}..{args.last}: {len(frame) - len(rows)} training rows, "
+        f"{len(rows)} holdout rows ({time.perf_counter() - started:.0f} s to build)"
+    )
+    print(
+        f"{'model':<12} {'rounds':>6} {'full s':>7} {'AUC full':>9} {'stopped at':>10} "
+        f"{'resumed rounds':>14} {'resume s':>8} {'AUC resumed':>11} {'diff':>8}"
+    )
     for entry in load_catalog(DEFAULT_CATALOG):
         entry = entry.model_copy(update={"profile": "cpu-small"})
         t0 = time.perf_counter()
@@ -79,8 +83,10 @@ def main() -> None:
         full_s = time.perf_counter() - t0
         full_auc = auc(rows[LABEL].to_numpy(), predict(full, rows))
         if not resumable(lightgbm_params(entry, 42, 1)):
-            print(f"{entry.name:<12} {entry.num_boost_round:>6} {full_s:>7.1f} {full_auc:>9.4f}"
-                  f" {'(not resumable: LightGBM rf refuses an init model)':>45}")  # fmt: skip
+            print(
+                f"{entry.name:<12} {entry.num_boost_round:>6} {full_s:>7.1f} {full_auc:>9.4f}"
+                f" {'(not resumable: LightGBM rf refuses an init model)':>45}"
+            )
             continue
         half = entry.num_boost_round // 2
         with tempfile.TemporaryDirectory() as lake:
@@ -101,9 +107,11 @@ def main() -> None:
             resumed = fit(frame, entry, seed=42, num_threads=1, guard=resumed_guard)
             resume_s = time.perf_counter() - t0
         resumed_auc = auc(rows[LABEL].to_numpy(), predict(resumed, rows))
-        print(f"{entry.name:<12} {entry.num_boost_round:>6} {full_s:>7.1f} {full_auc:>9.4f} "
-              f"{stopped:>10} {resumed_guard.computed:>14} {resume_s:>8.1f} {resumed_auc:>11.4f} "
-              f"{resumed_auc - full_auc:>+8.4f}")  # fmt: skip
+        print(
+            f"{entry.name:<12} {entry.num_boost_round:>6} {full_s:>7.1f} {full_auc:>9.4f} "
+            f"{stopped:>10} {resumed_guard.computed:>14} {resume_s:>8.1f} {resumed_auc:>11.4f} "
+            f"{resumed_auc - full_auc:>+8.4f}"
+        )
 
 
 if __name__ == "__main__":

@@ -114,8 +114,14 @@ def run_client(predictor: Any, flights: list[str], n: int, seed: int, start: Any
             errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
         latencies[i] = time.perf_counter() - t0
     reader = predictor.feature_store.reader()
-    return {"latencies": latencies, "errors": errors, "degraded": degraded, "began": began,
-            "ended": time.perf_counter(), "retries": reader.retries}  # fmt: skip
+    return {
+        "latencies": latencies,
+        "errors": errors,
+        "degraded": degraded,
+        "began": began,
+        "ended": time.perf_counter(),
+        "retries": reader.retries,
+    }
 
 
 def client_process(settings: Any, flights: list[str], n: int, seed: int, start: Any, out: Any):
@@ -150,10 +156,11 @@ def bench(settings: Any, flights: list[str], args: argparse.Namespace) -> None:
         results = _thread_clients(settings, flights, args, start)
     else:
         clients = [
-            context.Process(target=client_process,
-                            args=(settings, flights, args.predictions, seed, start, out))
+            context.Process(
+                target=client_process, args=(settings, flights, args.predictions, seed, start, out)
+            )
             for seed in range(args.clients)
-        ]  # fmt: skip
+        ]
         for client in clients:
             client.start()
         time.sleep(args.warmup_s)  # spawned clients import, connect and warm up
@@ -214,7 +221,8 @@ def report(
     print(
         f"  throughput {len(latencies) / (ended - began):,.0f} predictions/s "
         f"({len(latencies):,} in {ended - began:.1f} s wall; machine CPU {cpu_s:.1f} s of "
-        f"{(ended - began) * (os.cpu_count() or 1):.1f} s available, clients + materializer + Redis)"
+        f"{(ended - began) * (os.cpu_count() or 1):.1f} s available, "
+        "clients + materializer + Redis)"
     )
     print(
         f"  latency p50 {p50:.2f} ms  p99 {p99:.2f} ms  max {latencies.max():.1f} ms "
@@ -227,11 +235,14 @@ def report(
     )
     print(
         f"  materializations overlapping the clients: {len(overlapping)} "
-        f"({', '.join(f'{b - a:.1f} s' for a, b in overlapping)}), busy {busy / (ended - began):.0%}"
+        f"({', '.join(f'{b - a:.1f} s' for a, b in overlapping)}), "
+        f"busy {busy / (ended - began):.0%}"
         " of the client window"
     )
-    print(f"  load average before {before[0]:.2f} / {before[1]:.2f}; "
-          f"after {after[0]:.2f} / {after[1]:.2f} (1 / 5 min)")  # fmt: skip
+    print(
+        f"  load average before {before[0]:.2f} / {before[1]:.2f}; "
+        f"after {after[0]:.2f} / {after[1]:.2f} (1 / 5 min)"
+    )
 
 
 def main() -> None:
@@ -258,10 +269,14 @@ def main() -> None:
         days = sorted({*days_between("2013-01-05", SERVED), args.other} - {"none"})
         lake, flight_features, traffic_features = build_lake(root, days)
         settings = Settings(
-            landing_base=str(root / "landing"), lake_base=lake, registry_base=str(root / "registry"),
-            feast_project=f"load{uuid.uuid4().hex[:8]}", feast_online_store="redis",
-            redis_connection=args.redis, feast_registry=str(root / "registry.db"),
-        )  # fmt: skip
+            landing_base=str(root / "landing"),
+            lake_base=lake,
+            registry_base=str(root / "registry"),
+            feast_project=f"load{uuid.uuid4().hex[:8]}",
+            feast_online_store="redis",
+            redis_connection=args.redis,
+            feast_registry=str(root / "registry.db"),
+        )
         store = build_feature_store(settings)
         store.apply()
         store.materialize(*online_window(SERVED, 2.0), [SERVED])

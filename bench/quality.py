@@ -9,9 +9,9 @@ training set from 2013-01-01):
    December AUC, and the deployed model's December AUC (the goal: >= 0.75);
 2. the champion/challenger history over the last days of 2013: the daily run of each day D
    (training set ending on D, ``--history-models`` trained, ranked, compared with the champion on
-   the same holdout by paired bootstrap: ``models.gate.review``); a day's flights are scored by the champion
-   in place after the run of the day before, and the December AUC of those live predictions is
-   printed.
+   the same holdout by paired bootstrap: ``models.gate.review``); a day's flights are scored by
+   the champion in place after the run of the day before, and the December AUC of those live
+   predictions is printed.
 
 Features go through the pure functions, not Feast: Feast's point-in-time join returns the same
 values (online/offline parity and the training_set tests). Frames are cached under ``--cache``.
@@ -88,7 +88,9 @@ def window(ff, tf, day: str, settings):
 
 
 def run_day(day, ff, tf, entries, settings, champion):
-    """One daily run: train, rank, compare with the champion, decide. Returns (models, board, decision)."""
+    """One daily run: train, rank, compare with the champion, decide.
+
+    Returns (models, board, decision)."""
     from ml_assets.assets.deployment import gate_rules
     from ml_assets.models.evaluate import score
     from ml_assets.models.features import LABEL
@@ -102,10 +104,14 @@ def run_day(day, ff, tf, entries, settings, champion):
     models = {e.name: fit(frame, e, settings.seed, settings.num_threads) for e in entries}
     board = rank({name: (m, score(y, predict(m, rows))) for name, m in models.items()})
     verdict = review(
-        day, board, models, frame,
+        day,
+        board,
+        models,
+        frame,
         Champion(champion[0].name, champion[0].sha256, champion[1]) if champion else None,
-        lambda _sha256: champion[0], gate_rules(settings),
-    )  # fmt: skip
+        lambda _sha256: champion[0],
+        gate_rules(settings),
+    )
     return models, board, verdict.model, verdict.decision, verdict.comparison
 
 
@@ -131,10 +137,14 @@ def main() -> None:
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
     settings = Settings.from_env(
-        {"ML_ASSETS_ENV": "prod", "ML_ASSETS_ROOT": str(cache),
-         "ML_ASSETS_LANDING": str(cache / "landing"), "ML_ASSETS_NUM_THREADS": str(args.threads),
-         "ML_ASSETS_REQUIRE_SIGNIFICANT_IMPROVEMENT": str(args.require_improvement).lower()}
-    )  # fmt: skip
+        {
+            "ML_ASSETS_ENV": "prod",
+            "ML_ASSETS_ROOT": str(cache),
+            "ML_ASSETS_LANDING": str(cache / "landing"),
+            "ML_ASSETS_NUM_THREADS": str(args.threads),
+            "ML_ASSETS_REQUIRE_SIGNIFICANT_IMPROVEMENT": str(args.require_improvement).lower(),
+        }
+    )
     catalog = load_catalog(settings.catalog_path)
     print(
         f"settings: gate {settings.auc_gate}, training set {settings.window_days} days "
@@ -155,10 +165,23 @@ def main() -> None:
     board["december_auc"] = [auc(y_test, predict(models[m], test)) for m in board["model"]]
     print(f"\npipeline day {CUTOFF} ({time.perf_counter() - started:.0f} s): leaderboard")
     print(
-        board.loc[:, ["rank", "model", "train_window", "train_first_day", "train_last_day", "train_rows",
-                      "auc", "log_loss", "brier", "ece", "december_auc"]]
-        .to_string(index=False, float_format=lambda v: f"{v:.4f}")
-    )  # fmt: skip
+        board.loc[
+            :,
+            [
+                "rank",
+                "model",
+                "train_window",
+                "train_first_day",
+                "train_last_day",
+                "train_rows",
+                "auc",
+                "log_loss",
+                "brier",
+                "ece",
+                "december_auc",
+            ],
+        ].to_string(index=False, float_format=lambda v: f"{v:.4f}")
+    )
     print(f"gate: {decision.reason}")
     deployed = best if decision.promote else None
     if deployed is not None:
@@ -187,12 +210,20 @@ def main() -> None:
         _, board, best, decision, comparison = run_day(day, ff, tf, entries, settings, champion)
         if decision.promote:
             champion = (best, day)
-        history.append({"day": day, "promoted": decision.promote, "champion": champion[0].name
-                        if champion else None, "reason": decision.reason})  # fmt: skip
-        diff = "" if comparison is None else (
-            f" diff {comparison.auc_difference:+.4f} CI [{comparison.ci_low:+.4f},"
-            f" {comparison.ci_high:+.4f}] p={comparison.p_value:.3f}"
-        )  # fmt: skip
+        history.append(
+            {
+                "day": day,
+                "promoted": decision.promote,
+                "champion": champion[0].name if champion else None,
+                "reason": decision.reason,
+            }
+        )
+        diff = ""
+        if comparison is not None:
+            diff = (
+                f" diff {comparison.auc_difference:+.4f} CI [{comparison.ci_low:+.4f},"
+                f" {comparison.ci_high:+.4f}] p={comparison.p_value:.3f}"
+            )
         verdict = "PROMOTE" if decision.promote else "keep   "
         print(
             f"  {day} {verdict} best {best.name:12s} holdout AUC {board.iloc[0]['auc']:.4f}{diff}"

@@ -26,10 +26,18 @@ PERSISTENT: Kind = "persistent"
 
 TRANSIENT_ERRNOS = frozenset(
     {
-        errno.ECONNRESET, errno.ECONNREFUSED, errno.ECONNABORTED, errno.ETIMEDOUT, errno.EPIPE,
-        errno.EAGAIN, errno.EBUSY, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ENETDOWN,
+        errno.ECONNRESET,
+        errno.ECONNREFUSED,
+        errno.ECONNABORTED,
+        errno.ETIMEDOUT,
+        errno.EPIPE,
+        errno.EAGAIN,
+        errno.EBUSY,
+        errno.EHOSTUNREACH,
+        errno.ENETUNREACH,
+        errno.ENETDOWN,
     }
-)  # fmt: skip
+)
 TRANSIENT_HTTP = frozenset({408, 429, 500, 502, 503, 504})
 REDIS_BUSY = (
     "BUSY",
@@ -40,16 +48,25 @@ REDIS_BUSY = (
 # By (module prefix, class name), so classifying never imports redis, psycopg2 or Google clients.
 TRANSIENT_CLASSES = frozenset(
     {
-        ("redis", "ConnectionError"), ("redis", "TimeoutError"), ("redis", "BusyLoadingError"),
-        ("psycopg2", "OperationalError"), ("psycopg", "OperationalError"),
-        ("sqlalchemy", "OperationalError"), ("sqlalchemy", "DisconnectionError"),
-        ("smtplib", "SMTPServerDisconnected"), ("smtplib", "SMTPConnectError"),
-        ("aiohttp", "ServerDisconnectedError"), ("aiohttp", "ClientConnectionError"),
+        ("redis", "ConnectionError"),
+        ("redis", "TimeoutError"),
+        ("redis", "BusyLoadingError"),
+        ("psycopg2", "OperationalError"),
+        ("psycopg", "OperationalError"),
+        ("sqlalchemy", "OperationalError"),
+        ("sqlalchemy", "DisconnectionError"),
+        ("smtplib", "SMTPServerDisconnected"),
+        ("smtplib", "SMTPConnectError"),
+        ("aiohttp", "ServerDisconnectedError"),
+        ("aiohttp", "ClientConnectionError"),
         ("aiohttp", "ClientPayloadError"),  # a reset mid-body (gcsfs: a cut GCS download)
-        ("requests", "ConnectionError"), ("requests", "Timeout"), ("urllib3", "ProtocolError"),
-        ("google", "RetryError"), ("google", "TransportError"),
+        ("requests", "ConnectionError"),
+        ("requests", "Timeout"),
+        ("urllib3", "ProtocolError"),
+        ("google", "RetryError"),
+        ("google", "TransportError"),
     }
-)  # fmt: skip
+)
 
 
 # Refused credentials: redis-py makes them a ConnectionError, but a wrong password never clears by
@@ -133,7 +150,8 @@ def persistent_failure(what: str, exc: BaseException) -> dg.Failure:
 
 @contextmanager
 def fail_fast(what: str) -> Iterator[None]:
-    """Let transient faults through (the step's ``RetryPolicy`` retries them); fail the rest once."""
+    """Let transient faults through (the step's ``RetryPolicy`` retries them);
+    fail the rest once."""
     try:
         yield
     except dg.Failure as exc:

@@ -42,18 +42,41 @@ def build_jobs(
     partitioned = dg.AssetSelection.groups(*DAILY_GROUPS) - dg.AssetSelection.assets("planes")
     # Freshness checks are evaluated by the freshness_monitor sensor, not as steps of a run.
     partitioned -= dg.AssetSelection.checks(*SENSOR_EVALUATED_CHECKS)
+    ingestion_and_features = (
+        dg.AssetSelection.groups("raw", "features")
+        - dg.AssetSelection.assets("planes")
+        - dg.AssetSelection.checks(*SENSOR_EVALUATED_CHECKS)
+    )
+    models = dg.AssetSelection.groups("training") - dg.AssetSelection.assets("training_set")
     return [
-        dg.define_asset_job(DAILY_JOB, selection=partitioned, partitions_def=daily,
-                            tags={GPU_RUN_TAG: str(gpu).lower(), **tags},
-                            description="The whole daily pipeline for one day: ingest to deployment."),
-        dg.define_asset_job(FEATURES_JOB, selection=dg.AssetSelection.groups("raw", "features") - dg.AssetSelection.assets("planes") - dg.AssetSelection.checks(*SENSOR_EVALUATED_CHECKS),
-                            partitions_def=daily, tags=tags, description="Ingestion and features only (cheap; for backfills)."),
-        dg.define_asset_job(MODELS_JOB, selection=dg.AssetSelection.groups("training") - dg.AssetSelection.assets("training_set"),
-                            partitions_def=daily, tags={GPU_RUN_TAG: str(gpu).lower(), **tags},
-                            description="Retrain the catalog's models for a day from its stored training set."),
-        dg.define_asset_job(REFERENCE_JOB, selection=dg.AssetSelection.assets("planes"), tags=tags,
-                            description="Reload the static reference tables."),
-    ]  # fmt: skip
+        dg.define_asset_job(
+            DAILY_JOB,
+            selection=partitioned,
+            partitions_def=daily,
+            tags={GPU_RUN_TAG: str(gpu).lower(), **tags},
+            description="The whole daily pipeline for one day: ingest to deployment.",
+        ),
+        dg.define_asset_job(
+            FEATURES_JOB,
+            selection=ingestion_and_features,
+            partitions_def=daily,
+            tags=tags,
+            description="Ingestion and features only (cheap; for backfills).",
+        ),
+        dg.define_asset_job(
+            MODELS_JOB,
+            selection=models,
+            partitions_def=daily,
+            tags={GPU_RUN_TAG: str(gpu).lower(), **tags},
+            description="Retrain the catalog's models for a day from its stored training set.",
+        ),
+        dg.define_asset_job(
+            REFERENCE_JOB,
+            selection=dg.AssetSelection.assets("planes"),
+            tags=tags,
+            description="Reload the static reference tables.",
+        ),
+    ]
 
 
 def build_executor(

@@ -1,4 +1,5 @@
-"""Resource profiles -> dagster-k8s op tags and concurrency pools (the only module that knows k8s)."""
+"""Resource profiles -> dagster-k8s op tags and concurrency pools
+(the only module that knows k8s)."""
 
 from __future__ import annotations
 
@@ -49,7 +50,8 @@ GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSc
 
 
 def k8s_config(profile: str, spot: bool = False) -> dict[str, Any]:
-    """dagster-k8s user-defined config for a profile: resources, selectors, tolerations, Job spec."""
+    """dagster-k8s user-defined config for a profile: resources, selectors,
+    tolerations, Job spec."""
     if profile not in PROFILES:
         raise ValueError(
             f"unknown resource profile {profile!r}; expected one of {sorted(PROFILES)}"

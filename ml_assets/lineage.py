@@ -34,7 +34,8 @@ def _walk(start: Node, step) -> dict[str, list[str]]:
 
 
 def upstream_partitions(graph: BaseAssetGraph, asset: str, partition: str) -> dict[str, list[str]]:
-    """Every partition of every asset upstream of ``asset[partition]`` (partition mappings followed)."""
+    """Every partition of every asset upstream of ``asset[partition]``
+    (partition mappings followed)."""
     return Lineage(graph).upstream(asset, partition)
 
 

@@ -60,12 +60,15 @@ class Predictor:
         features_at = batch.event_ts[0]
         model = scorer.model
         return Prediction(
-            flight_id=flight.flight_id, probability=float(scorer.score([batch.row(0)])[0]),
-            model=model.name, model_sha256=model.sha256,
+            flight_id=flight.flight_id,
+            probability=float(scorer.score([batch.row(0)])[0]),
+            model=model.name,
+            model_sha256=model.sha256,
             model_partition=(self._pointer or {}).get("partition", ""),
-            features_at=features_at.isoformat(), stale=reference - features_at > _TTL,
+            features_at=features_at.isoformat(),
+            stale=reference - features_at > _TTL,
             missing_views=batch.missing_views[0],
-        )  # fmt: skip
+        )
 
     def _current_scorer(self) -> RowScorer:
         """The deployed model, reloaded (checksum verified) when ``current`` has moved."""

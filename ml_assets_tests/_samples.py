@@ -82,14 +82,26 @@ def tiny_model(name: str = "tiny", rounds: int = 3):
     rng = np.random.default_rng(0)
     x = pd.DataFrame({"a": rng.random(200), "b": rng.random(200)})
     y = (x["a"] + 0.2 * rng.random(200) > 0.6).astype(float)
-    params = {"objective": "binary", "seed": 1, "deterministic": True, "verbose": -1,
-              "num_threads": 1, "min_data_in_leaf": 5}  # fmt: skip
+    params = {
+        "objective": "binary",
+        "seed": 1,
+        "deterministic": True,
+        "verbose": -1,
+        "num_threads": 1,
+        "min_data_in_leaf": 5,
+    }
     booster = lgb.train(params, lgb.Dataset(x, label=y), num_boost_round=rounds)
     return TrainedModel(
-        name=name, model_text=booster.model_to_string(), features=("a", "b"), params=params,
-        num_boost_round=rounds, train_rows=len(x), train_first_day="2013-01-01",
-        train_last_day="2013-01-07", catalog_version="1",
-    )  # fmt: skip
+        name=name,
+        model_text=booster.model_to_string(),
+        features=("a", "b"),
+        params=params,
+        num_boost_round=rounds,
+        train_rows=len(x),
+        train_first_day="2013-01-01",
+        train_last_day="2013-01-07",
+        catalog_version="1",
+    )
 
 
 @cache
@@ -113,5 +125,6 @@ def _training_set(first: str, last: str, holdout_days: int) -> pd.DataFrame:
 
 
 def training_set(first: str, last: str, holdout_days: int = 3) -> pd.DataFrame:
-    """A training set of real days (2 h horizon, 3 days of traffic history), built as the assets do."""
+    """A training set of real days (2 h horizon, 3 days of traffic history),
+    built as the assets do."""
     return _training_set(first, last, holdout_days).copy()

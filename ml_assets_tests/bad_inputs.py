@@ -84,37 +84,53 @@ CASES = [
     BadInput("empty", "flights", "non_empty_file", lambda: b""),
     BadInput("header_only", "flights", "has_rows", lambda: _csv(_rows("flights").head(0))),
     BadInput("truncated", "flights", "complete_last_line", _truncated),
-    BadInput("wrong_delimiter", "flights", "comma_delimiter", lambda: _csv(_rows("flights"), sep=";")),
     BadInput(
-        "missing_column", "flights", "column_in_dataframe",
+        "wrong_delimiter", "flights", "comma_delimiter", lambda: _csv(_rows("flights"), sep=";")
+    ),
+    BadInput(
+        "missing_column",
+        "flights",
+        "column_in_dataframe",
         lambda: _csv(_rows("flights").drop(columns=["dep_delay"])),
     ),
     BadInput(
-        "renamed_column", "flights", "column_in_dataframe",
+        "renamed_column",
+        "flights",
+        "column_in_dataframe",
         lambda: _csv(_rows("flights").rename(columns={"carrier": "airline"})),
     ),
     BadInput(
-        "extra_column", "flights", "column_in_schema",
+        "extra_column",
+        "flights",
+        "column_in_schema",
         lambda: _csv(_rows("flights").assign(gate="B22")),
     ),
     BadInput("wrong_types", "flights", "dep_delay: coerce_dtype('float64')", _wrong_types),
     BadInput(
-        "other_day", "flights", "rows_belong_to_partition_day",
+        "other_day",
+        "flights",
+        "rows_belong_to_partition_day",
         lambda: _csv(_rows("flights", "2013-01-03")),
     ),
     BadInput(
-        "duplicated_rows", "flights", "no_duplicate_rows",
+        "duplicated_rows",
+        "flights",
+        "no_duplicate_rows",
         lambda: _csv(pd.concat([_rows("flights"), _rows("flights").iloc[[2, 5]]])),
     ),
     BadInput("non_utf8", "flights", "utf8_text", _non_utf8),
     BadInput("too_many_bad_rows", "flights", "quarantine_share", _too_many_bad_rows),
     BadInput(
-        "weather_other_day", "weather", "rows_belong_to_partition_day",
+        "weather_other_day",
+        "weather",
+        "rows_belong_to_partition_day",
         lambda: _csv(_rows("weather", "2013-01-03")),
     ),
-    BadInput("weather_wrong_types", "weather", "temp: coerce_dtype('float64')", _weather_wrong_types),
+    BadInput(
+        "weather_wrong_types", "weather", "temp: coerce_dtype('float64')", _weather_wrong_types
+    ),
     BadInput("corrupt_parquet", "raw_flights", "readable_parquet", _corrupt_parquet),
-]  # fmt: skip
+]
 
 
 def generate(folder: Path = CORPUS) -> list[Path]:

@@ -99,13 +99,21 @@ def small_settings(
 ) -> Settings:
     """Small windows and a small catalog under ``root`` so a whole partition trains in seconds."""
     values = dict(
-        env="ci", landing_base=str(landing), lake_base=str(root / "lake"),
+        env="ci",
+        landing_base=str(landing),
+        lake_base=str(root / "lake"),
         registry_base=str(root / "registry"),
         catalog_path=str(write_catalog(root / "catalog.yaml", catalog)),
-        window_days=12, holdout_days=3, history_days=7, min_training_rows=3_000,
-        auc_gate=0.60, bootstrap_samples=50, executor="in_process",
-        retry_delay_s=0.05, smtp_retry_delay_s=0.05,
-    )  # fmt: skip
+        window_days=12,
+        holdout_days=3,
+        history_days=7,
+        min_training_rows=3_000,
+        auc_gate=0.60,
+        bootstrap_samples=50,
+        executor="in_process",
+        retry_delay_s=0.05,
+        smtp_retry_delay_s=0.05,
+    )
     return Settings(**(values | overrides))
 
 

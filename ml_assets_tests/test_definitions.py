@@ -38,9 +38,12 @@ def test_graph_has_fan_in_fan_out_and_diamond(settings: Settings) -> None:
     # flight rows and one file per entity view, written by one step)
     entity_views = {f"feast_{v}" for v in ENTITY_VIEWS}
     assert entity_views == {
-        "feast_carrier_stats", "feast_origin_stats", "feast_route_stats",
-        "feast_origin_hour_stats", "feast_plane_stats",
-    }  # fmt: skip
+        "feast_carrier_stats",
+        "feast_origin_stats",
+        "feast_route_stats",
+        "feast_origin_hour_stats",
+        "feast_plane_stats",
+    }
     training_deps = {"flight_features", "traffic_features", "feast_features", "online_features"}
     assert deps["training_set"] == training_deps | entity_views
     for source in ("feast_features", *entity_views):

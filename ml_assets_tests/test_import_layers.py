@@ -142,7 +142,8 @@ def test_no_import_cycles(graph: dict[str, set[str]]) -> None:
 
 
 def test_models_are_pure(graph: dict[str, set[str]]) -> None:
-    """``ml_assets.models`` imports no Dagster and, of this package, only itself and small leaves."""
+    """``ml_assets.models`` imports no Dagster and, of this package,
+    only itself and small leaves."""
     modules = package_modules()
     bad = []
     for module, edges in graph.items():

@@ -137,7 +137,9 @@ def test_step_time_limits_become_job_deadlines_with_a_grace_period() -> None:
     assert config["raw_flights"]["job_spec_config"]["active_deadline_seconds"] == 89
     default = k8s.default_step_config(3600.0, 30)
     assert default["job_spec_config"] == {
-        "backoff_limit": 0, "ttl_seconds_after_finished": 86_400, "active_deadline_seconds": 3630,
-    }  # fmt: skip
+        "backoff_limit": 0,
+        "ttl_seconds_after_finished": 86_400,
+        "active_deadline_seconds": 3630,
+    }
     assert default["pod_spec_config"] == {"termination_grace_period_seconds": 30}
     assert "active_deadline_seconds" not in k8s.default_step_config()["job_spec_config"]

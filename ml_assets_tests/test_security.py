@@ -69,10 +69,13 @@ def test_the_lake_refuses_objects_it_cannot_store_as_data(tmp_path: Path) -> Non
 
     result = dg.materialize(
         [arbitrary],
-        resources={"lake": dg.IOManagerDefinition.hardcoded_io_manager(
-            LakeIOManager(base_path=UPath(tmp_path)))},
+        resources={
+            "lake": dg.IOManagerDefinition.hardcoded_io_manager(
+                LakeIOManager(base_path=UPath(tmp_path))
+            )
+        },
         raise_on_error=False,
-    )  # fmt: skip
+    )
     [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
     assert (
         "arbitrary: lake write: the lake stores DataFrames, TrainedModels and dicts, not set"
@@ -107,8 +110,14 @@ def test_lake_refuses_partition_keys_that_are_paths(tmp_path: Path, key: str) ->
 def test_landing_scan_ignores_files_that_are_not_days(tmp_path: Path) -> None:
     flights = tmp_path / "flights"
     flights.mkdir()
-    for name in ("2013-01-05.csv", "2013-01-05 (1).csv", "..csv", "2013-01-05.csv.part",
-                 "x2013-01-05.csv", "2013-1-5.csv"):  # fmt: skip
+    for name in (
+        "2013-01-05.csv",
+        "2013-01-05 (1).csv",
+        "..csv",
+        "2013-01-05.csv.part",
+        "x2013-01-05.csv",
+        "2013-1-5.csv",
+    ):
         (flights / name).write_text("a\n1\n")
     assert [f.day for f in scan_daily_files(str(tmp_path))] == ["2013-01-05"]
 

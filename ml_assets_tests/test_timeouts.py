@@ -57,6 +57,9 @@ def test_local_instance_monitors_runs_and_retries_dead_workers(tmp_path: Path) -
         assert instance.run_retries_enabled and instance.run_retries_max_retries == 2
         assert not instance.run_retries_retry_on_asset_or_op_failure
     deploy = yaml.safe_load((PROJECT_ROOT / "deploy" / "dagster.yaml").read_text())
-    assert deploy["run_retries"] == {"enabled": True, "max_retries": 2,
-                                     "retry_on_asset_or_op_failure": False}  # fmt: skip
+    assert deploy["run_retries"] == {
+        "enabled": True,
+        "max_retries": 2,
+        "retry_on_asset_or_op_failure": False,
+    }
     assert deploy["run_monitoring"]["max_resume_run_attempts"] == 2

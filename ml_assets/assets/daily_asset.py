@@ -300,9 +300,12 @@ def _gate(
 
     landing, source = resources["landing"], spec.landing
     return ContractGate(
-        context, settings, file=str(daily_path(landing.base_path, source, day)),
-        on_reject=lambda: landing.reject(source, day), partition=day,
-    )  # fmt: skip
+        context,
+        settings,
+        file=str(daily_path(landing.base_path, source, day)),
+        on_reject=lambda: landing.reject(source, day),
+        partition=day,
+    )
 
 
 def in_range_run(context: dg.AssetExecutionContext) -> bool:

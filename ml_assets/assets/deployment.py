@@ -59,9 +59,14 @@ def deploy(
     champion = registry.champion()
     rules = gate_rules(settings)
     verdict = review(
-        day, model_leaderboard, models, training_set, champion,
-        lambda sha256: registry.load(sha256)[0], rules,
-    )  # fmt: skip
+        day,
+        model_leaderboard,
+        models,
+        training_set,
+        champion,
+        lambda sha256: registry.load(sha256)[0],
+        rules,
+    )
     candidate, comparison, decision = verdict.candidate, verdict.comparison, verdict.decision
     document = decision_document(day, model_leaderboard, champion, verdict, rules)
     if decision.promote:
@@ -104,13 +109,18 @@ def deploy(
 def build_deployment_asset(settings: Settings, catalog: list[CatalogEntry]) -> dg.AssetsDefinition:
     entries = {model_key(e): e for e in catalog}
     spec = DailyAssetSpec(
-        name="deployed_model", group=GROUP, kinds=frozenset({"lightgbm"}), code_version="1",
+        name="deployed_model",
+        group=GROUP,
+        kinds=frozenset({"lightgbm"}),
+        code_version="1",
         description="Promote the best model if it clears the AUC gate and is not worse than the "
         "champion.\n\nA range run decides its days in day order, each against the champion the "
         "days before\nit left.",
         ins={"model_leaderboard": None, "training_set": None, **dict.fromkeys(entries)},
-        resources={"registry": ModelRegistry}, backfill="model", lazy=True,
+        resources={"registry": ModelRegistry},
+        backfill="model",
+        lazy=True,
         metadata={"auc_gate": settings.auc_gate},
         freshness_policy=deployed_model_policy(settings),
-    )  # fmt: skip
+    )
     return daily_asset(spec, settings, functools.partial(deploy, entries))

@@ -40,11 +40,16 @@ def _board_summary(board: Frame) -> dict[str, Any]:
 
 def build_leaderboard_asset(settings: Settings, catalog: list[CatalogEntry]) -> dg.AssetsDefinition:
     spec = DailyAssetSpec(
-        name="model_leaderboard", group=GROUP, kinds=frozenset({"pandas", "parquet"}),
+        name="model_leaderboard",
+        group=GROUP,
+        kinds=frozenset({"pandas", "parquet"}),
         code_version="2",
         description="Every model on the same holdout rows: AUC, log-loss, Brier, calibration; "
         "ranked by AUC.",
         ins={"training_set": None, **{model_key(e): None for e in catalog}},
-        contract="model_leaderboard", describe=_board_summary, backfill="model", lazy=True,
-    )  # fmt: skip
+        contract="model_leaderboard",
+        describe=_board_summary,
+        backfill="model",
+        lazy=True,
+    )
     return daily_asset(spec, settings, model_leaderboard)

@@ -20,9 +20,11 @@ def flight_features(day: str, inputs: dict[str, Any], ctx: DayContext) -> Frame:
     from ml_assets.models.features import build_flight_features
 
     return build_flight_features(
-        inputs["raw_flights"], inputs["raw_weather"], inputs["planes"],
+        inputs["raw_flights"],
+        inputs["raw_weather"],
+        inputs["planes"],
         ctx.settings.prediction_horizon_hours,
-    )  # fmt: skip
+    )
 
 
 def _matched_shares(frame: Frame) -> dict[str, Any]:
@@ -44,21 +46,31 @@ def traffic_features(day: str, inputs: dict[str, Any], ctx: DayContext) -> Frame
 def build_feature_assets(settings: Settings) -> list[dg.AssetsDefinition]:
     horizon = settings.prediction_horizon_hours
     flights = DailyAssetSpec(
-        name="flight_features", group=GROUP, kinds=KINDS, code_version="2",
+        name="flight_features",
+        group=GROUP,
+        kinds=KINDS,
+        code_version="2",
         description="Fan-in: each flight with the origin's weather at prediction time and its "
         "plane.",
         ins={"raw_flights": None, "raw_weather": 2, "planes": None},
-        contract="flight_features", references=True, describe=_matched_shares, versioned=False,
+        contract="flight_features",
+        references=True,
+        describe=_matched_shares,
+        versioned=False,
         metadata={"prediction_horizon_hours": horizon},
-    )  # fmt: skip
+    )
     traffic = DailyAssetSpec(
-        name="traffic_features", group=GROUP, kinds=KINDS, code_version="2",
+        name="traffic_features",
+        group=GROUP,
+        kinds=KINDS,
+        code_version="2",
         description="Schedule congestion, trailing delay rates and the day's delays known at "
         "prediction time.",
         ins={"raw_flights": settings.history_days + 1},
-        contract="traffic_features", versioned=False,
+        contract="traffic_features",
+        versioned=False,
         metadata={"history_days": settings.history_days, "prediction_horizon_hours": horizon},
-    )  # fmt: skip
+    )
     return [
         daily_asset(flights, settings, flight_features),
         daily_asset(traffic, settings, traffic_features),

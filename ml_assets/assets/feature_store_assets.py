@@ -27,7 +27,8 @@ PARITY_SAMPLE = 50
 
 
 def online_window(day: str, horizon_hours: float) -> tuple[dt.datetime, dt.datetime]:
-    """The prediction times of ``day``'s flights: [local midnight - horizon, next local midnight)."""
+    """The prediction times of ``day``'s flights:
+    [local midnight - horizon, next local midnight)."""
     import pandas as pd
 
     start = pd.Timestamp(day, tz="America/New_York")
@@ -42,24 +43,34 @@ def build_feature_store_assets(settings: Settings) -> list:
 
     outs = {
         SOURCE_ASSET: dg.AssetOut(
-            kinds={"feast", "parquet"}, owners=OWNERS, code_version="2", io_manager_key="lake",
+            kinds={"feast", "parquet"},
+            owners=OWNERS,
+            code_version="2",
+            io_manager_key="lake",
             description="The day's flight rows (flight views), stamped with prediction times, "
             "with their entity join keys.",
         ),
         **{
             asset: dg.AssetOut(
-                kinds={"feast", "parquet"}, owners=OWNERS, code_version="1", io_manager_key="lake",
+                kinds={"feast", "parquet"},
+                owners=OWNERS,
+                code_version="1",
+                io_manager_key="lake",
                 description=f"The day's rows of the Feast view {view}: one per key, stamped "
                 "before the day's first prediction.",
             )
             for view, asset in ENTITY_ASSETS.items()
         },
-    }  # fmt: skip
+    }
 
     @dg.multi_asset(
-        partitions_def=daily, group_name=GROUP, outs=outs, name=SOURCE_ASSET,
-        retry_policy=retry_policy(settings), backfill_policy=BACKFILL_POLICY,
-    )  # fmt: skip
+        partitions_def=daily,
+        group_name=GROUP,
+        outs=outs,
+        name=SOURCE_ASSET,
+        retry_policy=retry_policy(settings),
+        backfill_policy=BACKFILL_POLICY,
+    )
     @classified
     def feast_features(
         context: dg.AssetExecutionContext, flight_features: Frame, traffic_features: Frame
@@ -72,9 +83,11 @@ def build_feature_store_assets(settings: Settings) -> list:
         def one_day(day: str) -> dict[str, Frame]:
             with persistent_failures(f"feast_features[{day}]"):
                 return feast_frames(
-                    window(flight_features, day, 1), window(traffic_features, day, 1), day,
+                    window(flight_features, day, 1),
+                    window(traffic_features, day, 1),
+                    day,
                     settings.prediction_horizon_hours,
-                )  # fmt: skip
+                )
 
         frames = per_day(context, one_day)
         for name in outs:
@@ -83,10 +96,15 @@ def build_feature_store_assets(settings: Settings) -> list:
             yield dg.Output(value, output_name=name, metadata={"rows": rows})
 
     @dg.asset(
-        partitions_def=daily, group_name=GROUP, kinds={"feast"}, owners=OWNERS, code_version="1",
-        deps=[feast_features], retry_policy=retry_policy(settings),
+        partitions_def=daily,
+        group_name=GROUP,
+        kinds={"feast"},
+        owners=OWNERS,
+        code_version="1",
+        deps=[feast_features],
+        retry_policy=retry_policy(settings),
         backfill_policy=BACKFILL_POLICY,
-    )  # fmt: skip
+    )
     @classified
     def online_features(
         context: dg.AssetExecutionContext, feature_store: FeatureStoreResource
@@ -115,11 +133,13 @@ def build_feature_store_assets(settings: Settings) -> list:
         )
 
     @dg.asset_check(
-        asset=online_features, partitions_def=daily, additional_ins={"feast_features": dg.AssetIn()},
+        asset=online_features,
+        partitions_def=daily,
+        additional_ins={"feast_features": dg.AssetIn()},
         description="Sampled flights that online serving answers read the same features online "
         "and offline (point in time), each view compared where its online row is the one the "
         "flight's prediction time sees.",
-    )  # fmt: skip
+    )
     def check_parity_online_offline(
         context: dg.AssetCheckExecutionContext,
         feature_store: FeatureStoreResource,

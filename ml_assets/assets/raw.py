@@ -49,10 +49,16 @@ def _flight_counts(frame: Frame) -> dict[str, Any]:
 
 
 RAW_FLIGHTS = DailyAssetSpec(
-    name="raw_flights", group=GROUP, kinds=KINDS, code_version="2",
+    name="raw_flights",
+    group=GROUP,
+    kinds=KINDS,
+    code_version="2",
     description="One day's departures from the landing zone, typed and keyed by ``flight_id``.",
-    landing="flights", contract="raw_flights", references=True, describe=_flight_counts,
-)  # fmt: skip
+    landing="flights",
+    contract="raw_flights",
+    references=True,
+    describe=_flight_counts,
+)
 
 
 def _guard_volume(
@@ -106,10 +112,14 @@ def raw_weather(day: str, inputs: dict[str, Any], ctx: DayContext) -> Frame:
 
 
 RAW_WEATHER = DailyAssetSpec(
-    name="raw_weather", group=GROUP, kinds=KINDS, code_version="2",
+    name="raw_weather",
+    group=GROUP,
+    kinds=KINDS,
+    code_version="2",
     description="One day's hourly weather at EWR, JFK and LGA.",
-    landing="weather", contract="raw_weather",
-)  # fmt: skip
+    landing="weather",
+    contract="raw_weather",
+)
 
 
 def build_raw_assets(settings: Settings) -> list[dg.AssetsDefinition]:

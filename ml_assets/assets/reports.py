@@ -77,7 +77,8 @@ def auc_history(
 def values_by_partition(
     instance: dg.DagsterInstance, asset: str, partitions: list[str], key: str
 ) -> dict[str, Any]:
-    """The latest recorded ``key`` metadata value of each partition of ``asset`` (missing: absent)."""
+    """The latest recorded ``key`` metadata value of each partition of ``asset``
+    (missing: absent)."""
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=partitions),
         limit=max(50, 4 * len(partitions)),

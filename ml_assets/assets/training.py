@@ -42,9 +42,12 @@ def training_set(day: str, inputs: dict[str, Any], ctx: DayContext) -> Frame:
     served = feature_store.historical(entities)
     flight_branch, traffic_branch = split_served_features(flight_features, served)
     frame, summary = build_training_set(
-        flight_branch, traffic_branch, day, ctx.settings.holdout_days,
+        flight_branch,
+        traffic_branch,
+        day,
+        ctx.settings.holdout_days,
         max_unmatched_rows=int(quarantine_limit(ctx.settings, len(flight_features))),
-    )  # fmt: skip
+    )
     ctx.add_metadata(
         {
             "train_rows": summary.train_rows,
@@ -73,20 +76,31 @@ assets' range run (one Feast start-up for all days), see :func:`training_set_pol
 def build_training_set_asset(settings: Settings) -> dg.AssetsDefinition:
     window = trailing(settings.window_days)
     spec = DailyAssetSpec(
-        name="training_set", group=GROUP, kinds=frozenset({"pandas", "parquet"}),
-        code_version="2", description=TRAINING_SET_DESCRIPTION,
+        name="training_set",
+        group=GROUP,
+        kinds=frozenset({"pandas", "parquet"}),
+        code_version="2",
+        description=TRAINING_SET_DESCRIPTION,
         ins={"flight_features": settings.window_days},
-        deps=[dg.AssetDep("traffic_features", partition_mapping=window),
-              dg.AssetDep("feast_features", partition_mapping=window),
-              *(dg.AssetDep(a, partition_mapping=window) for a in ENTITY_ASSETS.values()),
-              # after the day's online materialization: Feast refuses retrieval while a view
-              # is MATERIALIZING, and online_features is what registers the repo
-              dg.AssetDep("online_features", partition_mapping=window)],
+        deps=[
+            dg.AssetDep("traffic_features", partition_mapping=window),
+            dg.AssetDep("feast_features", partition_mapping=window),
+            *(dg.AssetDep(a, partition_mapping=window) for a in ENTITY_ASSETS.values()),
+            # after the day's online materialization: Feast refuses retrieval while a view
+            # is MATERIALIZING, and online_features is what registers the repo
+            dg.AssetDep("online_features", partition_mapping=window),
+        ],
         resources={"feature_store": FeatureStoreResource},
-        contract="training_set", backfill=training_set_policy(settings), lazy=True, parallel=True,
-        metadata={"window_days": settings.window_days, "holdout_days": settings.holdout_days,
-                  "min_training_rows": settings.min_training_rows},
-    )  # fmt: skip
+        contract="training_set",
+        backfill=training_set_policy(settings),
+        lazy=True,
+        parallel=True,
+        metadata={
+            "window_days": settings.window_days,
+            "holdout_days": settings.holdout_days,
+            "min_training_rows": settings.min_training_rows,
+        },
+    )
     return daily_asset(spec, settings, training_set)
 
 
@@ -132,14 +146,19 @@ def train_model(entry: CatalogEntry, day: str, inputs: dict[str, Any], ctx: DayC
 def build_model_asset(entry: CatalogEntry, settings: Settings) -> dg.AssetsDefinition:
     """One catalog entry -> one asset ``model__<name>`` with its own k8s tags and pool."""
     spec = DailyAssetSpec(
-        name=model_key(entry), group=GROUP, kinds=frozenset({"lightgbm"}),
+        name=model_key(entry),
+        group=GROUP,
+        kinds=frozenset({"lightgbm"}),
         code_version=f"train-1/entry-{entry.version}",
         description=entry.description or f"LightGBM model {entry.name} from the catalog.",
-        ins={"training_set": None}, backfill="model", lazy=True,
-        op_tags=k8s.op_tags(entry.profile, entry.spot), pool=k8s.pool(entry.profile),
+        ins={"training_set": None},
+        backfill="model",
+        lazy=True,
+        op_tags=k8s.op_tags(entry.profile, entry.spot),
+        pool=k8s.pool(entry.profile),
         metadata={"catalog_entry": entry.model_dump(mode="json"), "profile": entry.profile},
         tags={"profile": entry.profile},
-    )  # fmt: skip
+    )
     return daily_asset(spec, settings, functools.partial(train_model, entry))
 
 

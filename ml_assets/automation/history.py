@@ -100,7 +100,7 @@ def running_steps(instance: dg.DagsterInstance, limit: int = 100) -> list[Runnin
                         run.tags.get("dagster/partition"),
                         stats.step_key,
                         stats.start_time,
-                    )  # fmt: skip
+                    )
                 )
     return steps
 

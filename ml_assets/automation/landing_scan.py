@@ -47,7 +47,8 @@ class Stray:
 
 
 def judge_name(folder: str, name: str) -> str | None:
-    """The reason ``<folder>/<name>`` is no landing file (a ``STRAY_REASONS`` key), else ``None``."""
+    """The reason ``<folder>/<name>`` is no landing file
+    (a ``STRAY_REASONS`` key), else ``None``."""
     if _WRITER_TEMP.match(name):
         return None  # a writer's temp file: renamed or swept by the writer
     if not _SAFE_NAME.match(name) or ".." in name:
@@ -82,8 +83,11 @@ def scan_strays(base: str) -> list[Stray]:
             found.append(("", entry.name))
         elif entry.name in (*DAILY_SOURCES, "reference"):
             found += [(entry.name, p.name) for p in entry.iterdir() if p.is_file()]
-    strays = [Stray(folder, name, reason) for folder, name in found
-              if (reason := judge_name(folder, name)) is not None]  # fmt: skip
+    strays = [
+        Stray(folder, name, reason)
+        for folder, name in found
+        if (reason := judge_name(folder, name)) is not None
+    ]
     return sorted(strays, key=lambda s: s.relative)
 
 
@@ -135,7 +139,8 @@ class LandedDay:
 
 
 def scan_daily_files(base: str) -> list[DailyFile]:
-    """Every ``<source>/<day>.csv`` under the landing zone, with size and mtime (one listing each)."""
+    """Every ``<source>/<day>.csv`` under the landing zone, with size and mtime
+    (one listing each)."""
     from upath import UPath
 
     found = []

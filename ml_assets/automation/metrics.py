@@ -59,7 +59,11 @@ def figures(
         "Step duration in the latest successful run.",
         ("job", "step"),
     )
-    median = Gauge("ml_assets_step_duration_median_seconds", "Median step duration over the trailing runs.", ("job", "step"))  # fmt: skip
+    median = Gauge(
+        "ml_assets_step_duration_median_seconds",
+        "Median step duration over the trailing runs.",
+        ("job", "step"),
+    )
     for job in jobs:
         recent = history.recent_finished(instance, job, window)
         if not recent:
@@ -103,7 +107,9 @@ def figures(
         if auc is not None:
             model_auc.add(auc, asset.removeprefix("model__"))
     best = Gauge("ml_assets_best_auc", "Best model's AUC at the latest deployment decision.")
-    difference = Gauge("ml_assets_auc_difference_vs_champion", "Best model minus champion AUC, same holdout.")  # fmt: skip
+    difference = Gauge(
+        "ml_assets_auc_difference_vs_champion", "Best model minus champion AUC, same holdout."
+    )
     promoted = Gauge("ml_assets_deployment_promoted", "1 if the latest decision promoted a model.")
     gate = Gauge("ml_assets_auc_gate", "The absolute AUC gate.")
     gate.add(settings.auc_gate)
@@ -114,7 +120,11 @@ def figures(
         if decision.get("auc_difference_vs_champion") is not None:
             difference.add(decision["auc_difference_vs_champion"])
 
-    age = Gauge("ml_assets_materialization_age_seconds", "Seconds since the asset's latest materialization.", ("asset",))  # fmt: skip
+    age = Gauge(
+        "ml_assets_materialization_age_seconds",
+        "Seconds since the asset's latest materialization.",
+        ("asset",),
+    )
     for asset in FRESHNESS_ASSETS:
         latest_record = history.latest_materialization(instance, asset)
         if latest_record is not None:

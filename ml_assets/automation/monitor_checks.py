@@ -34,9 +34,13 @@ def _row_count(instance: dg.DagsterInstance, asset: str, day: str) -> int | None
 
 def build_monitor_checks(settings: Settings) -> list[dg.AssetChecksDefinition]:
     @dg.asset_check(
-        asset=VOLUME_ASSET, name="day_volume", partitions_def=daily,
-        description=f"Rows of the day >= {settings.monitor_volume_ratio:.0%} of the previous day's.",
-    )  # fmt: skip
+        asset=VOLUME_ASSET,
+        name="day_volume",
+        partitions_def=daily,
+        description=(
+            f"Rows of the day >= {settings.monitor_volume_ratio:.0%} of the previous day's."
+        ),
+    )
     def day_volume(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         if context.has_partition_key:
             return one_day(context, context.partition_key)
@@ -67,10 +71,12 @@ def build_monitor_checks(settings: Settings) -> list[dg.AssetChecksDefinition]:
         )
 
     @dg.asset_check(
-        asset="deployed_model", name="model_quality", partitions_def=daily,
-        description=f"Best AUC >= gate {settings.auc_gate} and no drop > {settings.monitor_auc_drop} "
-        "vs the champion on the same holdout.",
-    )  # fmt: skip
+        asset="deployed_model",
+        name="model_quality",
+        partitions_def=daily,
+        description=f"Best AUC >= gate {settings.auc_gate} and no drop > "
+        f"{settings.monitor_auc_drop} vs the champion on the same holdout.",
+    )
     def model_quality(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         if context.has_partition_key:
             return quality_of(context, context.partition_key)
@@ -150,10 +156,12 @@ def freshness_result(verdict: freshness.Verdict) -> dict:
 def build_freshness_checks(settings: Settings) -> list[dg.AssetChecksDefinition]:
     def build(asset: str) -> dg.AssetChecksDefinition:
         @dg.asset_check(
-            asset=asset, name=freshness_policy.CHECK_NAME, partitions_def=daily,
+            asset=asset,
+            name=freshness_policy.CHECK_NAME,
+            partitions_def=daily,
             description=f"Materialized within {settings.partition_deadline_hours:g} h of the day's "
             "files landing (evaluated by the freshness_monitor sensor).",
-        )  # fmt: skip
+        )
         def _check(
             context: dg.AssetCheckExecutionContext, landing: LandingZone
         ) -> dg.AssetCheckResult:

@@ -21,7 +21,10 @@ class Alert:
     link: str | None = None
 
     def text(self) -> str:
-        line = f"[{self.monitor}] {self.where}: {self.observed}, {self.excess}; baseline: {self.baseline}"
+        line = (
+            f"[{self.monitor}] {self.where}: {self.observed}, {self.excess}; "
+            f"baseline: {self.baseline}"
+        )
         return f"{line}\n    {self.link}" if self.link else line
 
 
@@ -60,7 +63,8 @@ def slow_steps(
 def failure_rate(
     outcomes: Sequence[bool], *, where: str, threshold: float, min_runs: int
 ) -> tuple[float, Alert | None]:
-    """Share of failed runs in ``outcomes`` (True = success) and an alert when above ``threshold``."""
+    """Share of failed runs in ``outcomes`` (True = success)
+    and an alert when above ``threshold``."""
     if not outcomes:
         return 0.0, None
     failed = sum(not ok for ok in outcomes)
@@ -102,7 +106,8 @@ def model_quality(
     auc_difference: float | None,
     max_drop: float,
 ) -> list[Alert]:
-    """Alerts when the best model is below the gate or worse than the champion by more than a margin.
+    """Alerts when the best model is below the gate
+    or worse than the champion by more than a margin.
 
     ``auc_difference`` is best model minus champion on the same holdout rows (None: not compared).
     """
@@ -124,7 +129,9 @@ def model_quality(
                 where=f"best model {model} on deployed_model[{day}]",
                 observed=f"AUC {auc:.4f}, {auc_difference:+.4f} vs the champion",
                 excess=f"a drop of {-auc_difference:.4f}, more than the {max_drop:.4f} margin",
-                baseline=f"champion {champion} at AUC {auc - auc_difference:.4f} on the same holdout",
+                baseline=(
+                    f"champion {champion} at AUC {auc - auc_difference:.4f} on the same holdout"
+                ),
             )
         )
     return alerts

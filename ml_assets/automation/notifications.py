@@ -61,7 +61,8 @@ def failure_message(
 def deployment_message(
     partition: str, run_id: str, link: str, decision: Mapping[str, Any], leaderboard: str | None
 ) -> tuple[str, str]:
-    """Subject and body of the success email: the seed's "Best AUC" line plus the gate's decision."""
+    """Subject and body of the success email: the seed's "Best AUC" line
+    plus the gate's decision."""
     auc = float(decision["candidate_auc"])
     model = decision["candidate"]
     promoted = bool(decision["promoted"])
@@ -78,9 +79,10 @@ def deployment_message(
     else:
         versus = "no champion before this run"
     subject = f"{PREFIX} {partition}: Best AUC {auc:.4f} ({model}), {outcome}"
+    candidate_sha256 = str(decision.get("candidate_sha256", ""))[:12]
     lines = [
         f"Pipeline succeeded for {partition} (run {run_id}).",
-        f"Best AUC: {auc:.4f} (model {model}, sha256 {str(decision.get('candidate_sha256', ''))[:12]})",
+        f"Best AUC: {auc:.4f} (model {model}, sha256 {candidate_sha256})",
         f"Decision: {'promoted' if promoted else 'not promoted'}: {decision.get('reason')}",
         f"Champion comparison: {versus}",
         f"Champion now: {decision.get('champion')}",
@@ -105,9 +107,10 @@ def last_engine_event(instance: dg.DagsterInstance, run_id: str) -> str | None:
 
 def build_notification_sensors(settings: Settings) -> list[dg.SensorDefinition]:
     @dg.run_failure_sensor(
-        name="email_on_failure", default_status=dg.DefaultSensorStatus.RUNNING,
+        name="email_on_failure",
+        default_status=dg.DefaultSensorStatus.RUNNING,
         description="Email every failed run of this code location: assets, partition, error, link.",
-    )  # fmt: skip
+    )
     def email_on_failure(context: dg.RunFailureSensorContext, notifier: Notifier) -> None:
         run = context.dagster_run
         steps = [
@@ -119,16 +122,21 @@ def build_notification_sensors(settings: Settings) -> list[dg.SensorDefinition]:
             seen = last_engine_event(context.instance, run.run_id)
             run_error += f"\n  last engine event: {seen}" if seen else ""
         subject, body = failure_message(
-            run.job_name, run.tags.get("dagster/partition"), run.run_id,
-            run_link(settings, run.run_id), steps, run_error,
-        )  # fmt: skip
+            run.job_name,
+            run.tags.get("dagster/partition"),
+            run.run_id,
+            run_link(settings, run.run_id),
+            steps,
+            run_error,
+        )
         notifier.send(subject, body)
 
     @dg.run_status_sensor(
-        run_status=dg.DagsterRunStatus.SUCCESS, name="email_on_deployment",
+        run_status=dg.DagsterRunStatus.SUCCESS,
+        name="email_on_deployment",
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Email the Best AUC and the gate's decision after each run that deploys.",
-    )  # fmt: skip
+    )
     def email_on_deployment(
         context: dg.RunStatusSensorContext, notifier: Notifier
     ) -> dg.SkipReason | None:
@@ -141,9 +149,12 @@ def build_notification_sensors(settings: Settings) -> list[dg.SensorDefinition]:
             history.run_materialization(context.instance, run.run_id, "model_leaderboard")
         )
         subject, body = deployment_message(
-            record.partition_key or "-", run.run_id, run_link(settings, run.run_id),
-            decision, board.get("leaderboard"),
-        )  # fmt: skip
+            record.partition_key or "-",
+            run.run_id,
+            run_link(settings, run.run_id),
+            decision,
+            board.get("leaderboard"),
+        )
         notifier.send(subject, body)
         return None
 

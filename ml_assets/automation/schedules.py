@@ -26,10 +26,13 @@ def build_daily_schedule(settings: Settings) -> dg.ScheduleDefinition:
     valid = set(daily.get_partition_keys())
 
     @dg.schedule(
-        name="daily_at_2am", cron_schedule=CRON, execution_timezone=TIMEZONE, job_name=DAILY_JOB,
+        name="daily_at_2am",
+        cron_schedule=CRON,
+        execution_timezone=TIMEZONE,
+        job_name=DAILY_JOB,
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description="The whole graph for the previous day at 02:00 America/New_York.",
-    )  # fmt: skip
+    )
     def daily_at_2am(
         context: dg.ScheduleEvaluationContext, landing: LandingZone
     ) -> dg.RunRequest | dg.SkipReason:

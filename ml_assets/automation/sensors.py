@@ -59,7 +59,8 @@ def plan_landing(
 
 
 def ingested_since_landing(instance: dg.DagsterInstance, landed: LandedDay) -> bool:
-    """The day's raw assets were all materialized after its files landed (e.g. by ``ml-assets demo``)."""
+    """The day's raw assets were all materialized after its files landed
+    (e.g. by ``ml-assets demo``)."""
     for asset in RAW_ASSETS:
         record = history.latest_materialization(instance, asset, landed.day)
         if record is None or record.timestamp < landed.landed_at:
@@ -100,11 +101,13 @@ def build_landing_sensor(settings: Settings) -> dg.SensorDefinition:
     valid = set(daily.get_partition_keys())
 
     @dg.sensor(
-        name="landing_sensor", job_name=DAILY_JOB, default_status=dg.DefaultSensorStatus.RUNNING,
+        name="landing_sensor",
+        job_name=DAILY_JOB,
+        default_status=dg.DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=settings.landing_sensor_interval_s,
         description="Requests daily_pipeline for each day whose files are all landed (new or "
         "re-landed); moves any other file to rejected/ and alerts once per file.",
-    )  # fmt: skip
+    )
     def landing_sensor(
         context: dg.SensorEvaluationContext, landing: LandingZone, notifier: Notifier
     ) -> dg.SensorResult:
@@ -143,7 +146,8 @@ def run_alerts(
     settings: Settings,
     breaches: dict[str, float],
 ) -> list[monitors.Alert]:
-    """Every monitor's alerts for one finished run; ``breaches`` keeps failure-rate state per job."""
+    """Every monitor's alerts for one finished run;
+    ``breaches`` keeps failure-rate state per job."""
     where = f"{run.job}[{run.partition or '-'}] run {run.run_id[:8]}"
     link = run_link(settings, run.run_id)
     earlier = history.recent_finished(
@@ -152,14 +156,19 @@ def run_alerts(
     alerts = monitors.slow_steps(
         history.step_durations(instance, run.run_id),
         [history.step_durations(instance, r.run_id) for r in earlier],
-        where=where, factor=settings.monitor_step_duration_factor,
-        min_history=settings.monitor_min_history, min_seconds=settings.monitor_step_min_seconds, link=link,
-    )  # fmt: skip
+        where=where,
+        factor=settings.monitor_step_duration_factor,
+        min_history=settings.monitor_min_history,
+        min_seconds=settings.monitor_step_min_seconds,
+        link=link,
+    )
     window = [run.success] + [r.success for r in earlier[: settings.monitor_window_runs - 1]]
     rate, breach = monitors.failure_rate(
-        window, where=f"job {run.job}", threshold=settings.monitor_failure_rate,
+        window,
+        where=f"job {run.job}",
+        threshold=settings.monitor_failure_rate,
         min_runs=settings.monitor_min_history + 1,
-    )  # fmt: skip
+    )
     if breach is not None and run.job not in breaches:
         alerts.append(breach)
     if breach is None:
@@ -167,10 +176,11 @@ def run_alerts(
     else:
         breaches[run.job] = rate
     for evaluation in history.failed_checks(instance, run.run_id, monitor_checks.MONITOR_CHECKS):
+        asset = evaluation.asset_key.to_user_string()
         alerts.append(
             monitors.Alert(
                 monitor=evaluation.check_name,
-                where=f"{evaluation.asset_key.to_user_string()}[{evaluation.partition or run.partition}]",
+                where=f"{asset}[{evaluation.partition or run.partition}]",
                 observed=evaluation.description or "check failed",
                 excess="see above",
                 baseline=f"check {evaluation.check_name} in {where}",
@@ -189,10 +199,13 @@ def alert_message(alerts: Iterable[monitors.Alert]) -> tuple[str, str]:
 
 def build_monitor_sensor(settings: Settings) -> dg.SensorDefinition:
     @dg.sensor(
-        name="pipeline_monitor", default_status=dg.DefaultSensorStatus.RUNNING,
+        name="pipeline_monitor",
+        default_status=dg.DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=30,
-        description="After each finished run: slow steps, failure rate, failed monitor checks -> email.",
-    )  # fmt: skip
+        description=(
+            "After each finished run: slow steps, failure rate, failed monitor checks -> email."
+        ),
+    )
     def pipeline_monitor(
         context: dg.SensorEvaluationContext, notifier: Notifier
     ) -> dg.SensorResult | dg.SkipReason:
@@ -227,11 +240,12 @@ def build_monitor_sensor(settings: Settings) -> dg.SensorDefinition:
 
 def build_freshness_sensor(settings: Settings) -> dg.SensorDefinition:
     @dg.sensor(
-        name="freshness_monitor", default_status=dg.DefaultSensorStatus.RUNNING,
+        name="freshness_monitor",
+        default_status=dg.DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=300,
-        description="Evaluates deployed_model's FreshnessPolicy and the partition_freshness checks; "
-        "emails when something goes stale.",
-    )  # fmt: skip
+        description="Evaluates deployed_model's FreshnessPolicy and the partition_freshness "
+        "checks; emails when something goes stale.",
+    )
     def freshness_monitor(
         context: dg.SensorEvaluationContext, landing: LandingZone, notifier: Notifier
     ) -> dg.SensorResult:
@@ -255,10 +269,12 @@ def build_freshness_sensor(settings: Settings) -> dg.SensorDefinition:
                     continue
                 evaluations.append(
                     dg.AssetCheckEvaluation(
-                        asset_key=dg.AssetKey(asset), check_name=freshness_policy.CHECK_NAME,
-                        partition=landed.day, **monitor_checks.freshness_result(verdict),
+                        asset_key=dg.AssetKey(asset),
+                        check_name=freshness_policy.CHECK_NAME,
+                        partition=landed.day,
+                        **monitor_checks.freshness_result(verdict),
                     )
-                )  # fmt: skip
+                )
                 if verdict.state == "overdue":
                     alerts.append(f"[partition_freshness] {verdict.description}")
         last = history.latest_materialization(context.instance, "deployed_model")

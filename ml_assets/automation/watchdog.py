@@ -22,11 +22,12 @@ KEEP = 500  # step keys remembered in the cursor
 
 def build_step_watchdog(settings: Settings, catalog: list[CatalogEntry]) -> dg.SensorDefinition:
     @dg.sensor(
-        name="step_watchdog", default_status=dg.DefaultSensorStatus.RUNNING,
+        name="step_watchdog",
+        default_status=dg.DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=settings.watchdog_interval_s,
         description="Running steps: email slow ones (2x median, hard warning); end runs whose "
         "step passed its time limit.",
-    )  # fmt: skip
+    )
     def step_watchdog(context: dg.SensorEvaluationContext, notifier: Notifier) -> dg.SensorResult:
         from ml_assets.automation.sensors import alert_message
 
@@ -49,8 +50,8 @@ def build_step_watchdog(settings: Settings, catalog: list[CatalogEntry]) -> dg.S
                 run = context.instance.get_run_by_id(step.run_id)
                 if run is not None:
                     context.instance.report_engine_event(
-                        f"step {step.step_key} timed out after {elapsed:.0f} s (limit {limit:g} s): "
-                        "terminating the run",
+                        f"step {step.step_key} timed out after {elapsed:.0f} s "
+                        f"(limit {limit:g} s): terminating the run",
                         run,
                     )
                     context.instance.run_coordinator.cancel_run(step.run_id)
@@ -61,14 +62,19 @@ def build_step_watchdog(settings: Settings, catalog: list[CatalogEntry]) -> dg.S
                     earlier = history.recent_finished(
                         context.instance, step.job, settings.monitor_window_runs
                     )
-                    medians[step.job] = [history.step_durations(context.instance, r.run_id) for r in earlier]  # fmt: skip
+                    medians[step.job] = [
+                        history.step_durations(context.instance, r.run_id) for r in earlier
+                    ]
                 alert = monitors.running_step(
-                    elapsed, [d[step.step_key] for d in medians[step.job] if step.step_key in d],
-                    where=where, factor=settings.monitor_step_duration_factor,
+                    elapsed,
+                    [d[step.step_key] for d in medians[step.job] if step.step_key in d],
+                    where=where,
+                    factor=settings.monitor_step_duration_factor,
                     min_history=settings.monitor_min_history,
                     warning_s=settings.slow_step_warning_s,
-                    min_seconds=settings.monitor_step_min_seconds, link=link,
-                )  # fmt: skip
+                    min_seconds=settings.monitor_step_min_seconds,
+                    link=link,
+                )
                 if alert is not None:
                     state["alerted"].append(key)
                     alerts.append(alert)

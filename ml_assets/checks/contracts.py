@@ -36,9 +36,14 @@ if TYPE_CHECKING:
 CHECK_NAME = "contract"
 UNPARTITIONED = ("planes",)
 CHECKED_ASSETS = (
-    "planes", "raw_flights", "raw_weather", "flight_features", "traffic_features",
-    "training_set", "model_leaderboard",
-)  # fmt: skip
+    "planes",
+    "raw_flights",
+    "raw_weather",
+    "flight_features",
+    "traffic_features",
+    "training_set",
+    "model_leaderboard",
+)
 QUARANTINE_KEYS = ("quarantined_rows", "quarantine_file")
 
 
@@ -341,11 +346,13 @@ def build_contract_check(asset: str, settings: Settings) -> dg.AssetChecksDefini
     """One blocking asset check re-validating the stored partition of ``asset`` (its contract)."""
 
     @dg.asset_check(
-        asset=asset, name=CHECK_NAME, blocking=True,
+        asset=asset,
+        name=CHECK_NAME,
+        blocking=True,
         partitions_def=None if asset in UNPARTITIONED else daily,
         description=f"The {asset} data contract (checks/schemas.py) on the stored partition; "
         "WARN when rows were quarantined, ERROR (blocking) when the contract is broken.",
-    )  # fmt: skip
+    )
     def _check(
         context: dg.AssetCheckExecutionContext, frame: Frame, landing: LandingZone
     ) -> dg.AssetCheckResult:

@@ -44,7 +44,7 @@ def record_days(
                 description=result.description,
                 blocking=spec.blocking,
                 partition=day,
-            )  # fmt: skip
+            )
         )
 
 

@@ -533,7 +533,8 @@ class TrafficFeatures(pa.DataFrameModel):
 
 
 class TrainingSet(FlightFeatures, TrafficFeatures):
-    """The ``training_set`` asset: both feature branches over the window, labelled, split by time."""
+    """The ``training_set`` asset: both feature branches over the window,
+    labelled, split by time."""
 
     is_delayed: Series[float] = pa.Field(isin=[0.0, 1.0])
     split: Series[object] = pa.Field(isin=[TRAIN, HOLDOUT])
@@ -647,7 +648,8 @@ class Contract:
         return schema
 
     def column_docs(self) -> dict[str, dict[str, object]]:
-        """Per column: dtype, nullable, unique, and the static rules (for ``dagster/column_schema``)."""
+        """Per column: dtype, nullable, unique, and the static rules
+        (for ``dagster/column_schema``)."""
         schema = self.model.to_schema()
         return {
             name: {
@@ -668,27 +670,38 @@ CONTRACTS: dict[str, Contract] = {
         Contract("airports", Airports, quarantine=False),
         Contract("planes", Planes),
         Contract(
-            "landed_flights", LandedFlights, table_rules=_DAY_RULES | {"has_rows"},
-            rules=_landed_flights_rules, needs_references=True,
+            "landed_flights",
+            LandedFlights,
+            table_rules=_DAY_RULES | {"has_rows"},
+            rules=_landed_flights_rules,
+            needs_references=True,
         ),
         Contract("landed_weather", LandedWeather, table_rules=_DAY_RULES, rules=_weather_rules),
         Contract(
-            "raw_flights", RawFlights, table_rules=_DAY_RULES | {"departure_on_partition_day"},
-            rules=_raw_flights_rules, needs_references=True,
+            "raw_flights",
+            RawFlights,
+            table_rules=_DAY_RULES | {"departure_on_partition_day"},
+            rules=_raw_flights_rules,
+            needs_references=True,
         ),
         Contract(
-            "raw_weather", RawWeather, table_rules=frozenset({"observed_on_partition_day"}),
+            "raw_weather",
+            RawWeather,
+            table_rules=frozenset({"observed_on_partition_day"}),
             rules=_raw_weather_rules,
         ),
         Contract(
-            "flight_features", FlightFeatures, table_rules=_DAY_RULES,
-            rules=_flight_features_rules, needs_references=True,
+            "flight_features",
+            FlightFeatures,
+            table_rules=_DAY_RULES,
+            rules=_flight_features_rules,
+            needs_references=True,
         ),
         Contract("traffic_features", TrafficFeatures),
         Contract("training_set", TrainingSet, quarantine=False, rules=_training_set_rules),
         Contract("model_leaderboard", Leaderboard, quarantine=False, rules=_leaderboard_rules),
     )
-}  # fmt: skip
+}
 
 
 def contract(name: str) -> Contract:

@@ -30,7 +30,8 @@ def store_config(settings: Settings) -> dict[str, Any]:
 
 def feast_redis_connection(connection: str) -> str:
     """Feast's ``host:port[,db=N,ssl=true,username=U]`` form of a ``redis://`` or ``rediss://``
-    URL (Feast's own form passes unchanged); passwords never come this way (settings refuse them)."""
+    URL (Feast's own form passes unchanged);
+    passwords never come this way (settings refuse them)."""
     if "://" not in connection:
         return connection
     from urllib.parse import parse_qsl, unquote, urlsplit

@@ -63,15 +63,21 @@ def repo_objects(lake_base: str) -> dict[str, Any]:
 
     base = lake_base.rstrip("/")
     flight = Entity(
-        name="flight", join_keys=[KEY], value_type=ValueType.STRING,
-        description="One scheduled departure (date/carrier+number/origin-dest/time).", tags=TEAM_TAGS,
-    )  # fmt: skip
+        name="flight",
+        join_keys=[KEY],
+        value_type=ValueType.STRING,
+        description="One scheduled departure (date/carrier+number/origin-dest/time).",
+        tags=TEAM_TAGS,
+    )
     entities = {"flight": flight}
     for entity, key, _ in ENTITY_VIEWS.values():
         entities[entity] = Entity(
-            name=entity, join_keys=[key], value_type=ValueType.STRING, tags=TEAM_TAGS,
+            name=entity,
+            join_keys=[key],
+            value_type=ValueType.STRING,
+            tags=TEAM_TAGS,
             description=f"Join key {key} (see ml_assets.models.features.join_keys).",
-        )  # fmt: skip
+        )
 
     sources: dict[str, FileSource] = {}  # one per asset: both flight views share theirs
 
@@ -79,28 +85,40 @@ def repo_objects(lake_base: str) -> dict[str, Any]:
         source = sources.get(source_asset)
         if source is None:
             source = sources[source_asset] = FileSource(
-                name=f"{source_asset}_source", path=f"{base}/{source_asset}/*.parquet",
+                name=f"{source_asset}_source",
+                path=f"{base}/{source_asset}/*.parquet",
                 timestamp_field=timestamp,
-            )  # fmt: skip
+            )
         return FeatureView(
-            name=name, entities=[entity], ttl=timedelta(days=VIEW_TTL_DAYS), schema=fields,
-            source=source, online=True, description=description, tags=TEAM_TAGS,
-        )  # fmt: skip
+            name=name,
+            entities=[entity],
+            ttl=timedelta(days=VIEW_TTL_DAYS),
+            schema=fields,
+            source=source,
+            online=True,
+            description=description,
+            tags=TEAM_TAGS,
+        )
 
     views = [
         view(
-            "flight_features", flight,
+            "flight_features",
+            flight,
             [Field(name=c, dtype=String) for c in (*CATEGORICAL_FEATURES, *IDENTITY_FEATURES)]
             + [Field(name=c, dtype=Float64) for c in FLIGHT_FEATURES],
-            SOURCE_ASSET, TIMESTAMP,
+            SOURCE_ASSET,
+            TIMESTAMP,
             "Route, calendar, plane and the origin's weather observed by prediction time.",
         ),
         view(
-            "traffic_features", flight, [Field(name=c, dtype=Float64) for c in FLIGHT_TRAFFIC_FEATURES],
-            SOURCE_ASSET, TIMESTAMP,
+            "traffic_features",
+            flight,
+            [Field(name=c, dtype=Float64) for c in FLIGHT_TRAFFIC_FEATURES],
+            SOURCE_ASSET,
+            TIMESTAMP,
             "The flight's congestion, the day's delays known at prediction time, its plane's legs.",
         ),
-    ]  # fmt: skip
+    ]
     for name, (entity, _, features) in ENTITY_VIEWS.items():
         views.append(
             view(
@@ -110,12 +128,14 @@ def repo_objects(lake_base: str) -> dict[str, Any]:
                 ENTITY_ASSETS[name],
                 ENTITY_TIMESTAMP,
                 f"Per {entity} and day, known before the day's first prediction.",
-            )  # fmt: skip
+            )
         )
     service = FeatureService(
-        name=SERVICE, features=views, tags=TEAM_TAGS,
+        name=SERVICE,
+        features=views,
+        tags=TEAM_TAGS,
         description="Every feature the LightGBM catalog trains on.",
-    )  # fmt: skip
+    )
     return {"entities": list(entities.values()), "views": views, "service": service}
 
 

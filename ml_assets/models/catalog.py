@@ -1,4 +1,5 @@
-"""The model catalog: one entry per LightGBM configuration; each becomes an asset ``model__<name>``."""
+"""The model catalog: one entry per LightGBM configuration;
+each becomes an asset ``model__<name>``."""
 
 from __future__ import annotations
 

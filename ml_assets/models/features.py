@@ -22,19 +22,48 @@ KEY = "flight_id"
 LABEL = "is_delayed"
 CATEGORICAL_FEATURES = ("carrier", "origin", "dest")
 FLIGHT_FEATURES = (
-    "distance", "sched_hour", "weekday", "days_to_holiday", "plane_age", "seats", "engines",
-    "wx_temp", "wx_dewp", "wx_humid", "wx_wind_speed", "wx_wind_gust", "wx_precip",
-    "wx_pressure", "wx_visib", "wx_precip_3h", "wx_pressure_change_3h", "wx_age_hours",
-)  # fmt: skip
+    "distance",
+    "sched_hour",
+    "weekday",
+    "days_to_holiday",
+    "plane_age",
+    "seats",
+    "engines",
+    "wx_temp",
+    "wx_dewp",
+    "wx_humid",
+    "wx_wind_speed",
+    "wx_wind_gust",
+    "wx_precip",
+    "wx_pressure",
+    "wx_visib",
+    "wx_precip_3h",
+    "wx_pressure_change_3h",
+    "wx_age_hours",
+)
 TRAFFIC_FEATURES = (
-    "origin_hour_departures", "origin_3h_departures", "carrier_origin_departures",
-    "carrier_rate_hist", "origin_rate_hist", "dest_rate_hist", "route_rate_hist",
-    "carrier_origin_rate_hist", "origin_hour_rate_hist",
-    "origin_known_3h", "origin_delayed_share_3h", "origin_known_today",
-    "origin_delayed_share_today", "carrier_delayed_share_today", "origin_mean_delay_3h",
-    "tail_leg_index", "tail_turnaround_min", "tail_prev_known_delayed", "tail_prev_delay_known",
-    "tail_legs_today", "tail_rate_hist",
-)  # fmt: skip
+    "origin_hour_departures",
+    "origin_3h_departures",
+    "carrier_origin_departures",
+    "carrier_rate_hist",
+    "origin_rate_hist",
+    "dest_rate_hist",
+    "route_rate_hist",
+    "carrier_origin_rate_hist",
+    "origin_hour_rate_hist",
+    "origin_known_3h",
+    "origin_delayed_share_3h",
+    "origin_known_today",
+    "origin_delayed_share_today",
+    "carrier_delayed_share_today",
+    "origin_mean_delay_3h",
+    "tail_leg_index",
+    "tail_turnaround_min",
+    "tail_prev_known_delayed",
+    "tail_prev_delay_known",
+    "tail_legs_today",
+    "tail_rate_hist",
+)
 FEATURES = CATEGORICAL_FEATURES + FLIGHT_FEATURES + TRAFFIC_FEATURES
 HISTORY_PRIOR_WEIGHT = 20.0
 
@@ -45,11 +74,12 @@ ENTITY_VIEWS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "origin_stats": ("origin", "origin_id", ("origin_rate_hist",)),
     "route_stats": ("route", "route_id", ("route_rate_hist", "dest_rate_hist")),
     "origin_hour_stats": (
-        "origin_hour", "origin_hour_id",
+        "origin_hour",
+        "origin_hour_id",
         ("origin_hour_departures", "origin_3h_departures", "origin_hour_rate_hist"),
     ),
     "plane_stats": ("plane", "plane_id", ("tail_legs_today", "tail_rate_hist")),
-}  # fmt: skip
+}
 ENTITY_FEATURES = tuple(f for _, _, features in ENTITY_VIEWS.values() for f in features)
 FLIGHT_TRAFFIC_FEATURES = tuple(f for f in TRAFFIC_FEATURES if f not in ENTITY_FEATURES)
 JOIN_KEYS = tuple(key for _, key, _ in ENTITY_VIEWS.values())
@@ -140,7 +170,8 @@ class Flight:
 
 
 def flight_id(carrier: str, flight: int, origin: str, dest: str, scheduled: str) -> str:
-    """The pipeline's key for a departure; ``scheduled`` is local New York time 'YYYY-MM-DD HH:MM'."""
+    """The pipeline's key for a departure;
+    ``scheduled`` is local New York time 'YYYY-MM-DD HH:MM'."""
     when = dt.datetime.strptime(scheduled, "%Y-%m-%d %H:%M")
     return f"{when:%Y-%m-%d}/{carrier}{int(flight)}/{origin}-{dest}/{when:%H%M}"
 
@@ -354,7 +385,8 @@ def build_traffic_features(flights: pd.DataFrame, day: str, horizon_hours: float
         out["carrier_delayed_share_today"] = np.where(nc > 0, dc / np.maximum(nc, 1), np.nan)
         out["origin_mean_delay_3h"] = np.where(nm > 0, sm / np.maximum(nm, 1), np.nan)
 
-    # The plane's earlier legs today: schedule known; the previous leg's outcome only once observable.
+    # The plane's earlier legs today: schedule known; the previous leg's outcome only once
+    # observable.
     legs = today.assign(t=t, known=known_ts.loc[flights["flight_date"] == day].to_numpy())
     legs = legs.loc[legs["tailnum"].notna()].sort_values(["tailnum", "sched_dep_ts"], kind="stable")
     by_tail = legs.groupby("tailnum", sort=False)

@@ -61,7 +61,8 @@ def decide(
     if champion is None:
         return Decision(
             True,
-            f"{candidate.name} AUC {candidate.auc:.4f} clears the gate {auc_gate:.4f}; no champion yet",
+            f"{candidate.name} AUC {candidate.auc:.4f} clears the gate {auc_gate:.4f}; "
+            "no champion yet",
         )
     if champion.partition > candidate.partition:
         return Decision(
@@ -76,8 +77,9 @@ def decide(
     if comparison is not None and comparison.ci_high < 0:
         return Decision(
             False,
-            f"{candidate.name} is significantly worse than champion {champion.name}: AUC difference "
-            f"{comparison.auc_difference:+.4f}, 95% CI [{comparison.ci_low:+.4f}, {comparison.ci_high:+.4f}]",
+            f"{candidate.name} is significantly worse than champion {champion.name}: "
+            f"AUC difference {comparison.auc_difference:+.4f}, "
+            f"95% CI [{comparison.ci_low:+.4f}, {comparison.ci_high:+.4f}]",
         )
     if require_improvement and (comparison is None or comparison.ci_low <= 0):
         return Decision(

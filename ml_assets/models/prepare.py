@@ -11,13 +11,31 @@ LOCAL_TZ = "America/New_York"
 DELAY_THRESHOLD_MINUTES = 15
 
 FLIGHT_COLUMNS = (
-    "year", "month", "day", "sched_dep_time", "dep_delay", "carrier", "flight",
-    "tailnum", "origin", "dest", "distance",
-)  # fmt: skip
+    "year",
+    "month",
+    "day",
+    "sched_dep_time",
+    "dep_delay",
+    "carrier",
+    "flight",
+    "tailnum",
+    "origin",
+    "dest",
+    "distance",
+)
 WEATHER_COLUMNS = (
-    "origin", "time_hour", "temp", "dewp", "humid", "wind_dir", "wind_speed",
-    "wind_gust", "precip", "pressure", "visib",
-)  # fmt: skip
+    "origin",
+    "time_hour",
+    "temp",
+    "dewp",
+    "humid",
+    "wind_dir",
+    "wind_speed",
+    "wind_gust",
+    "precip",
+    "pressure",
+    "visib",
+)
 WEATHER_VALUES = WEATHER_COLUMNS[2:]
 
 

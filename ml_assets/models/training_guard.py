@@ -34,7 +34,8 @@ class Checkpoint:
 
 
 class Interrupted(Exception):
-    """Training stopped before its last iteration; ``saved`` is the checkpointed iteration (or None)."""
+    """Training stopped before its last iteration;
+    ``saved`` is the checkpointed iteration (or None)."""
 
     def __init__(self, reason: str, iteration: int, total: int, saved: int | None) -> None:
         self.reason, self.iteration, self.total, self.saved = reason, iteration, total, saved

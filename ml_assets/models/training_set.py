@@ -41,9 +41,9 @@ def build_training_set(
 ) -> tuple[pd.DataFrame, TrainingSetSummary]:
     """Join both feature branches one-to-one, drop unlabelled (cancelled) flights, split by time.
 
-    The last ``holdout_days`` days ending on ``day`` are the holdout; earlier days are training rows.
-    A flight present in one branch only (quarantined by the other branch's contract) is dropped;
-    more than ``max_unmatched_rows`` of them is an error.
+    The last ``holdout_days`` days ending on ``day`` are the holdout; earlier days are training
+    rows. A flight present in one branch only (quarantined by the other branch's contract) is
+    dropped; more than ``max_unmatched_rows`` of them is an error.
     """
     joined = flight_features.merge(traffic_features, on=KEY, how="inner", validate="one_to_one")
     unmatched = len(flight_features) + len(traffic_features) - 2 * len(joined)

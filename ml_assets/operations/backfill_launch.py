@@ -14,13 +14,15 @@ from collections.abc import Callable, Mapping, Sequence
 
 from ml_assets.operations.supervisor import graphql
 
-LAUNCH = """mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
+LAUNCH = """mutation($params: LaunchBackfillParams!) { \
+launchPartitionBackfill(backfillParams: $params) {
   __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message }
   ... on InvalidSubsetError { message } ... on UnauthorizedError { message } } }"""
 STATUS = """query($id: String!) { partitionBackfillOrError(backfillId: $id) {
   ... on PartitionBackfill { status numPartitions runs { status }
     assetBackfillData { assetBackfillStatuses { ... on AssetPartitionsStatusCounts {
-      assetKey { path } numPartitionsTargeted numPartitionsMaterialized numPartitionsFailed } } } } } }"""
+      assetKey { path } numPartitionsTargeted numPartitionsMaterialized numPartitionsFailed \
+} } } } } }"""
 NODES = "{ assetNodes { assetKey { path } groupName isPartitioned } }"
 RUNNING = ("REQUESTED", "CANCELING", "FAILING")
 ONE_DAY = dt.timedelta(days=1)

@@ -360,7 +360,8 @@ def observe(
     limit: int = 200,
     backfill_id: str | None = None,
 ) -> Observed:
-    """Step durations of the latest successful runs (ended before ``before``, or of one backfill)."""
+    """Step durations of the latest successful runs
+    (ended before ``before``, or of one backfill)."""
     import dagster as dg
 
     tags = {BACKFILL: backfill_id} if backfill_id else None

@@ -59,7 +59,8 @@ def _stderr_to(path: Path) -> Iterator[None]:
 def _print_run(summary) -> None:
     status = "ok" if summary.success else "FAILED"
     print(
-        f"  {summary.job:18s} {summary.partition}  {status:6s} {summary.seconds:5.1f}s  run {summary.run_id[:8]}"
+        f"  {summary.job:18s} {summary.partition}  {status:6s} {summary.seconds:5.1f}s  "
+        f"run {summary.run_id[:8]}"
     )
 
 
@@ -108,7 +109,8 @@ def _print_leaderboard(lake: str, day: str) -> None:
     print(f"  Leaderboard {day} (holdout of the last days):")
     for row in board.itertuples():
         print(
-            f"    {row.rank}. {row.model:12s} AUC {row.auc:.4f}  log-loss {row.log_loss:.4f}  train rows {row.train_rows}"
+            f"    {row.rank}. {row.model:12s} AUC {row.auc:.4f}  log-loss {row.log_loss:.4f}  "
+            f"train rows {row.train_rows}"
         )
 
 
@@ -150,7 +152,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print(f"3/4 ingestion and features for {len(days) - args.train_days} days, one run")
             runs += materialize_as_range(defs, instance, FEATURES_JOB, days[: -args.train_days])
             print(
-                f"4/4 the whole graph (training, leaderboard, deployment) for the last {args.train_days} days"
+                "4/4 the whole graph (training, leaderboard, deployment) "
+                f"for the last {args.train_days} days"
             )
             runs += materialize(defs, instance, DAILY_JOB, days[-args.train_days :])
     ok = all(r.success for r in runs)
@@ -166,11 +169,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"  Lake             : {settings.lake_base}")
     print(f"  Feast repo       : feast -c {feast_yaml.parent} feature-views list | ui | serve")
     _print_leaderboard(settings.lake_base, days[-1])
+    deployed = json.dumps(current) if current else "none (the gate refused every candidate)"
+    print(f"  Deployed model   : {deployed}")
     print(
-        f"  Deployed model   : {json.dumps(current) if current else 'none (the gate refused every candidate)'}"
-    )
-    print(
-        "  Open the UI      : make ui   (or: uv run dagster dev, from the repo root) -> http://127.0.0.1:3000"
+        "  Open the UI      : make ui   (or: uv run dagster dev, from the repo root) "
+        "-> http://127.0.0.1:3000"
     )
     return 0 if ok else 1
 
@@ -259,8 +262,10 @@ def cmd_blast_radius(args: argparse.Namespace) -> int:
     print(f"  deployed models whose manifest lists it ({len(deployed)}):")
     for hit in deployed:
         mark = "  <- current" if hit["sha256"] == current else ""
-        print(f"    {hit['name']:12s} {hit['sha256'][:12]}  promoted for {hit['partition']}"
-              f"  (input data version {str(hit['data_version'])[:12]}){mark}")  # fmt: skip
+        print(
+            f"    {hit['name']:12s} {hit['sha256'][:12]}  promoted for {hit['partition']}"
+            f"  (input data version {str(hit['data_version'])[:12]}){mark}"
+        )
     affected = downstream_partitions(graph, args.asset, args.partition)
     with dg.DagsterInstance.get() as instance:
         print("  materialized models and deployments built on data derived from it:")
@@ -327,9 +332,14 @@ def cmd_plan_backfill(args: argparse.Namespace) -> int:
             instance, backfills[0], bp.collect_steps(defs, args.job), bp.prices_from(settings)
         )
         plan = bp.plan_from_instance(
-            defs, instance, settings, args.job, days, before=actual.requested_at,
+            defs,
+            instance,
+            settings,
+            args.job,
+            days,
+            before=actual.requested_at,
             job_backfill=args.job_backfill,
-        )  # fmt: skip
+        )
         print(bp.format_plan(plan, args.job))
         print(bp.format_compare(plan, actual))
     return 0
@@ -381,10 +391,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--end", required=True)
     p.add_argument("--landing", help="landing zone root (default: settings)")
     p.add_argument(
-        "--accept-volume-drop", action="store_true",
+        "--accept-volume-drop",
+        action="store_true",
         help="accept these flights files even if far smaller than usual (rule volume_drop): "
         "writes flights/<day>.accept-volume-drop naming each file's sha256",
-    )  # fmt: skip
+    )
     p.add_argument("--by", help="who accepts, with --accept-volume-drop (default: the user)")
     p.set_defaults(func=cmd_land)
 
@@ -399,9 +410,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--end", required=True)
     p.add_argument("--job", default="daily_pipeline", help="the job whose assets are backfilled")
     p.add_argument(
-        "--job-backfill", action="store_true",
+        "--job-backfill",
+        action="store_true",
         help="planned as a backfill of the job (one run per day) instead of its assets",
-    )  # fmt: skip
+    )
     p.add_argument("--only-stale", action="store_true", help="only what is missing or stale")
     p.add_argument("--compare", action="store_true", help="estimate vs actual of a backfill")
     p.add_argument("--backfill", help="backfill id for --compare (default: the latest)")

@@ -1,4 +1,5 @@
-"""``ml-assets up``: the Dagster webserver and daemon on the project's instance, stopped together."""
+"""``ml-assets up``: the Dagster webserver and daemon on the project's instance,
+stopped together."""
 
 from __future__ import annotations
 
@@ -34,10 +35,17 @@ def dagster_command(name: str) -> str:
 def commands(host: str, port: int, workspace: Path = WORKSPACE) -> dict[str, list[str]]:
     """The two processes ``up`` runs, with the project's workspace."""
     return {
-        "webserver": [dagster_command("dagster-webserver"), "-h", host, "-p", str(port),
-                      "-w", str(workspace)],
+        "webserver": [
+            dagster_command("dagster-webserver"),
+            "-h",
+            host,
+            "-p",
+            str(port),
+            "-w",
+            str(workspace),
+        ],
         "daemon": [dagster_command("dagster-daemon"), "run", "-w", str(workspace)],
-    }  # fmt: skip
+    }
 
 
 def graphql(url: str, query: str, variables: Mapping | None = None, timeout: float = 10) -> dict:
@@ -124,7 +132,8 @@ def up(host: str, port: int, timeout_s: float, env: Mapping[str, str] | None = N
         for name, argv in commands(host, port).items():
             processes[name] = subprocess.Popen(argv, env=child_env)
         print(
-            f"starting the Dagster webserver and daemon (DAGSTER_HOME={child_env.get('DAGSTER_HOME')})",
+            "starting the Dagster webserver and daemon "
+            f"(DAGSTER_HOME={child_env.get('DAGSTER_HOME')})",
             flush=True,
         )
         wait_healthy(url, processes, timeout_s)

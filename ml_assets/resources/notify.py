@@ -39,7 +39,8 @@ class SmtpNotifier(Notifier):
     retry_delay_s: float = Field(1.0, description="First wait between tries; doubles each time.")
 
     def send(self, subject: str, body: str) -> None:
-        """Deliver, retrying transient faults (4xx, resets, timeouts) with backoff; raise the rest."""
+        """Deliver, retrying transient faults (4xx, resets, timeouts) with backoff;
+        raise the rest."""
         import time
 
         from ml_assets.errors import TRANSIENT, classify
@@ -55,8 +56,14 @@ class SmtpNotifier(Notifier):
                 wait = self.retry_delay_s * 2 ** (attempt - 1)
                 logger.warning(
                     "SMTP %s:%s attempt %d/%d failed (transient %s: %s); retrying in %.1f s",
-                    self.host, self.port, attempt, self.attempts, type(exc).__name__, exc, wait,
-                )  # fmt: skip
+                    self.host,
+                    self.port,
+                    attempt,
+                    self.attempts,
+                    type(exc).__name__,
+                    exc,
+                    wait,
+                )
                 time.sleep(wait)
 
     def _message(self, subject: str, body: str) -> Any:

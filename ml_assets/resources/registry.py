@@ -179,9 +179,13 @@ class ModelRegistry(dg.ConfigurableResource):
         pointer = {"sha256": model.sha256, "name": model.name, "partition": manifest["partition"]}
         stamp = "".join(c for c in _now() if c.isalnum())
         record = {
-            **pointer, "action": "rollback", "at": _now(), "by": by, "reason": reason,
+            **pointer,
+            "action": "rollback",
+            "at": _now(),
+            "by": by,
+            "reason": reason,
             "previous": before,
-        }  # fmt: skip
+        }
         write_atomic(
             self._root() / "history" / f"rollback-{stamp}-{model.sha256[:16]}.json",
             json.dumps(record, sort_keys=True).encode(),

@@ -153,9 +153,11 @@ def _decode(data: bytes, path: UPath, what: str) -> str:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise _file_error(
-            path, what, "utf8_text",
+            path,
+            what,
+            "utf8_text",
             f"byte 0x{data[exc.start]:02x} at offset {exc.start} (line {line}) is not UTF-8",
-        ) from None  # fmt: skip
+        ) from None
     header = text.split("\n", 1)[0]
     if "," not in header:
         found = [d for d in OTHER_DELIMITERS if d in header]
@@ -165,9 +167,11 @@ def _decode(data: bytes, path: UPath, what: str) -> str:
             )
     if not text.endswith("\n"):
         raise _file_error(
-            path, what, "complete_last_line",
+            path,
+            what,
+            "complete_last_line",
             "the file does not end with a line break: it was truncated while being written",
-        )  # fmt: skip
+        )
     return text
 
 
@@ -255,16 +259,20 @@ def stray_target(base: str, folder: str, name: str, data: bytes) -> UPath:
 def reject_stray(
     base: str, folder: str, name: str, target: UPath, reason: str, detail: str
 ) -> UPath:
-    """Move ``<folder>/<name>`` to ``target`` (never delete it), with a ``.reason.json`` beside it."""
+    """Move ``<folder>/<name>`` to ``target`` (never delete it),
+    with a ``.reason.json`` beside it."""
     path = stray_path(base, folder, name)
     with path.open("rb") as handle:
         data = handle.read()
     _move(path, target)
     note = {
-        "file": f"{folder}/{name}" if folder else name, "reason": reason, "detail": detail,
-        "sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
+        "file": f"{folder}/{name}" if folder else name,
+        "reason": reason,
+        "detail": detail,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "size": len(data),
         "rejected_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    }  # fmt: skip
+    }
     reason_file = target.with_name(target.name + REASON_SUFFIX)
     write_atomic(reason_file, json.dumps(note, indent=1).encode())
     return target
@@ -278,9 +286,11 @@ def volume_override_path(base: str, source: str, day: str) -> UPath:
 def write_volume_override(base: str, source: str, day: str, data: bytes, by: str) -> UPath:
     """Accept exactly these bytes as the day's file despite a volume drop (marker with sha256)."""
     note = {
-        "file": f"{source}/{day}.csv", "sha256": hashlib.sha256(data).hexdigest(), "by": by,
+        "file": f"{source}/{day}.csv",
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "by": by,
         "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    }  # fmt: skip
+    }
     path = volume_override_path(base, source, day)
     write_atomic(path, json.dumps(note, indent=1).encode())
     return path

@@ -49,9 +49,13 @@ def test_model_step_past_its_time_limit_fails_alerts_and_later_resumes(
 ) -> None:
     inbox, port = inbox
     settings = small_settings(
-        tmp_path, landing_dir, catalog(40, timeout_s=0.001), checkpoint_every=5,
-        smtp_port=port, smtp_recipients=("oncall@example.com",),
-    )  # fmt: skip
+        tmp_path,
+        landing_dir,
+        catalog(40, timeout_s=0.001),
+        checkpoint_every=5,
+        smtp_port=port,
+        smtp_recipients=("oncall@example.com",),
+    )
     instance = dg.DagsterInstance.ephemeral()
     defs, job = train_only(settings)
     result = job.execute_in_process(instance=instance, partition_key=DAY, raise_on_error=False)

@@ -190,8 +190,16 @@ def test_rematerializing_a_day_rewrites_byte_identical_files(pipeline) -> None:
     settings, defs, instance, _ = pipeline
     day = TRAIN_DAYS[-1]
     lake = Path(settings.lake_base)
-    assets = ["raw_flights", "raw_weather", "flight_features", "traffic_features",
-              "feast_features", *ENTITY_ASSETS.values(), "training_set", "model__gbdt_recent"]  # fmt: skip
+    assets = [
+        "raw_flights",
+        "raw_weather",
+        "flight_features",
+        "traffic_features",
+        "feast_features",
+        *ENTITY_ASSETS.values(),
+        "training_set",
+        "model__gbdt_recent",
+    ]
     files = [f for a in assets for f in (lake / a).glob(f"{day}.*")]
     before = {f: f.read_bytes() for f in files}
     result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
@@ -242,9 +250,11 @@ def test_a_gpu_step_without_a_gpu_fails_once_and_alerts_in_production(
     gpu.probe.cache_clear()
     try:
         result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
-            partition_key=day, instance=instance, raise_on_error=False,
+            partition_key=day,
+            instance=instance,
+            raise_on_error=False,
             asset_selection=[dg.AssetKey("model__gbdt")],
-        )  # fmt: skip
+        )
     finally:
         gpu.probe.cache_clear()
     assert not result.success

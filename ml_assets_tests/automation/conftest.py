@@ -1,4 +1,5 @@
-"""Fixtures for automation tests: a real SMTP server (aiosmtpd), a private landing zone, settings."""
+"""Fixtures for automation tests: a real SMTP server (aiosmtpd),
+a private landing zone, settings."""
 
 from __future__ import annotations
 

@@ -8,7 +8,14 @@ from ml_assets.definitions import build_defs
 from ml_assets.resources.notify import SmtpNotifier, build_notifier
 from ml_assets.settings import Settings
 
-SENSORS = {"landing_sensor", "pipeline_monitor", "freshness_monitor", "email_on_failure", "email_on_deployment", "step_watchdog"}  # fmt: skip
+SENSORS = {
+    "landing_sensor",
+    "pipeline_monitor",
+    "freshness_monitor",
+    "email_on_failure",
+    "email_on_deployment",
+    "step_watchdog",
+}
 
 
 def test_sensors_and_schedule_are_registered_and_running_by_default(

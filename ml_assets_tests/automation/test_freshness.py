@@ -1,4 +1,5 @@
-"""Freshness: the policy on deployed_model, per-partition checks, and the sensor that evaluates them."""
+"""Freshness: the policy on deployed_model, per-partition checks,
+and the sensor that evaluates them."""
 
 from __future__ import annotations
 
@@ -28,12 +29,36 @@ HOUR = 3600.0
     ("landed", "materialized", "now", "state", "text"),
     [
         (None, None, LANDED, "not_landed", "has not landed"),
-        (LANDED, LANDED + 0.5 * HOUR, LANDED + 9 * HOUR, "fresh", "materialized 0.5 h after its files landed"),
-        (LANDED, None, LANDED + 1 * HOUR, "pending", "files landed 1.0 h ago; deadline 2 h (never materialized)"),
-        (LANDED, None, LANDED + 3.5 * HOUR, "overdue", "overdue by 1.5 h against the 2 h deadline (never materialized)"),
-        (LANDED, LANDED - 24 * HOUR, LANDED + 3 * HOUR, "overdue", "last materialized 2013-03-14 01:00:00 UTC"),
+        (
+            LANDED,
+            LANDED + 0.5 * HOUR,
+            LANDED + 9 * HOUR,
+            "fresh",
+            "materialized 0.5 h after its files landed",
+        ),
+        (
+            LANDED,
+            None,
+            LANDED + 1 * HOUR,
+            "pending",
+            "files landed 1.0 h ago; deadline 2 h (never materialized)",
+        ),
+        (
+            LANDED,
+            None,
+            LANDED + 3.5 * HOUR,
+            "overdue",
+            "overdue by 1.5 h against the 2 h deadline (never materialized)",
+        ),
+        (
+            LANDED,
+            LANDED - 24 * HOUR,
+            LANDED + 3 * HOUR,
+            "overdue",
+            "last materialized 2013-03-14 01:00:00 UTC",
+        ),
     ],
-)  # fmt: skip
+)
 def test_partition_freshness(landed, materialized, now, state, text) -> None:
     verdict = partition_freshness("training_set", "2013-03-14", landed, materialized, now, 2.0)
     assert verdict.state == state
@@ -80,9 +105,13 @@ def test_sensor_reports_overdue_partitions_once_and_their_recovery(
 
     def tick(cursor):
         context = dg.build_sensor_context(
-            instance=instance, cursor=cursor,
-            resources={"landing": LandingZone(base_path=str(landing)), "notifier": build_notifier(mail_settings)},
-        )  # fmt: skip
+            instance=instance,
+            cursor=cursor,
+            resources={
+                "landing": LandingZone(base_path=str(landing)),
+                "notifier": build_notifier(mail_settings),
+            },
+        )
         return sensor(context)
 
     first = tick(None)
@@ -92,8 +121,8 @@ def test_sensor_reports_overdue_partitions_once_and_their_recovery(
     [alert] = inbox[0].wait_for(1, timeout_s=10)
     body = alert.get_content()
     assert (
-        "[partition_freshness] deployed_model[2013-01-03]: not materialized 3.0 h after its files landed"
-        in body
+        "[partition_freshness] deployed_model[2013-01-03]: "
+        "not materialized 3.0 h after its files landed" in body
     )
     assert "overdue by 1.0 h against the 2 h deadline" in body
 

@@ -30,8 +30,10 @@ def test_complete_days_need_every_source(landing: Path) -> None:
     (landing / "flights" / "2013-1-4.csv").write_text("ignored: not a day")
     files = scan_daily_files(str(landing))
     assert sorted((f.source, f.day) for f in files) == [
-        ("flights", "2013-01-02"), ("flights", "2013-01-03"), ("weather", "2013-01-02"),
-    ]  # fmt: skip
+        ("flights", "2013-01-02"),
+        ("flights", "2013-01-03"),
+        ("weather", "2013-01-02"),
+    ]
     [day] = complete_days(files)
     assert day.day == "2013-01-02" and day.landed_at == 1_700_000_000.0
     assert missing_sources(files, "2013-01-03") == ["weather"]

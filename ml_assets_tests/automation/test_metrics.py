@@ -26,9 +26,12 @@ def history(instance: dg.DagsterInstance) -> dg.DagsterInstance:
         ("raw_flights", "2013-01-03", {"dagster/row_count": 400}),
         ("model__gbdt", "2013-01-03", {"holdout_auc": 0.74}),
         ("model__goss", "2013-01-03", {"holdout_auc": 0.73}),
-        ("deployed_model", "2013-01-03", {"candidate_auc": 0.74, "promoted": True,
-                                          "auc_difference_vs_champion": -0.01}),
-    ]  # fmt: skip
+        (
+            "deployed_model",
+            "2013-01-03",
+            {"candidate_auc": 0.74, "promoted": True, "auc_difference_vs_champion": -0.01},
+        ),
+    ]
     for asset, day, metadata in events:
         instance.report_runless_asset_event(
             dg.AssetMaterialization(asset, partition=day, metadata=metadata)

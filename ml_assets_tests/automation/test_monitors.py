@@ -22,9 +22,14 @@ def test_slow_step_is_judged_against_its_trailing_median() -> None:
         {"train": 0.9, "load": 1.9},
     ]
     [alert] = monitors.slow_steps(
-        {"train": 2.5, "load": 2.1}, history, where="daily_pipeline[2013-03-14] run abc",
-        factor=2.0, min_history=3, min_seconds=0.5, link="http://ui/runs/abc",
-    )  # fmt: skip
+        {"train": 2.5, "load": 2.1},
+        history,
+        where="daily_pipeline[2013-03-14] run abc",
+        factor=2.0,
+        min_history=3,
+        min_seconds=0.5,
+        link="http://ui/runs/abc",
+    )
     assert alert.monitor == "step_duration"
     assert alert.text() == (
         "[step_duration] daily_pipeline[2013-03-14] run abc step train: took 2.5 s, 2.5x its "
@@ -48,9 +53,13 @@ def test_no_slow_step_alert(current, history, min_seconds) -> None:
 
 
 def test_failure_rate_alerts_only_above_five_percent() -> None:
-    rate, alert = monitors.failure_rate([True] * 19 + [False], where="job daily_pipeline", threshold=0.05, min_runs=4)  # fmt: skip
+    rate, alert = monitors.failure_rate(
+        [True] * 19 + [False], where="job daily_pipeline", threshold=0.05, min_runs=4
+    )
     assert rate == 0.05 and alert is None
-    rate, alert = monitors.failure_rate([False] + [True] * 18 + [False], where="job daily_pipeline", threshold=0.05, min_runs=4)  # fmt: skip
+    rate, alert = monitors.failure_rate(
+        [False] + [True] * 18 + [False], where="job daily_pipeline", threshold=0.05, min_runs=4
+    )
     assert rate == pytest.approx(0.10)
     assert alert.text() == (
         "[failure_rate] job daily_pipeline: 2 of the last 20 runs failed (10%), 5.0 points above "
@@ -93,7 +102,10 @@ def test_model_quality_below_gate_and_dropped_from_champion() -> None:
         "champion, a drop of 0.0310, more than the 0.0200 margin; baseline: champion gbdt at AUC "
         "0.7410 on the same holdout",
     ]
-    assert monitors.model_quality("d", "goss", 0.76, gate=0.75, champion="gbdt", auc_difference=-0.01, max_drop=0.02) == []  # fmt: skip
+    within_margin = monitors.model_quality(
+        "d", "goss", 0.76, gate=0.75, champion="gbdt", auc_difference=-0.01, max_drop=0.02
+    )
+    assert within_margin == []
 
 
 @dg.op(config_schema={"sleep": float, "fail": bool})
@@ -192,9 +204,13 @@ def test_model_quality_check_reads_the_deployment_decision(
     @dg.asset(name="deployed_model", partitions_def=daily)
     def decision() -> dg.MaterializeResult:  # records what the real gate records
         return dg.MaterializeResult(
-            metadata={"candidate": "goss", "candidate_auc": 0.59, "champion_before": "gbdt",
-                      "auc_difference_vs_champion": -0.05}
-        )  # fmt: skip
+            metadata={
+                "candidate": "goss",
+                "candidate_auc": 0.59,
+                "champion_before": "gbdt",
+                "auc_difference_vs_champion": -0.05,
+            }
+        )
 
     quality = next(
         c for c in build_monitor_checks(mail_settings) if "model_quality" in str(c.check_keys)

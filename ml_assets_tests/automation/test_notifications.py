@@ -81,10 +81,18 @@ def test_deployment_success_emails_best_auc_and_champion_comparison(
     mail_settings: Settings, instance, inbox: tuple[Inbox, int]
 ) -> None:
     decision = {
-        "promoted": True, "reason": "goss AUC 0.7612 clears the gate 0.6000; AUC difference vs champion +0.0041 (p=0.210)",
-        "candidate": "goss", "candidate_auc": 0.7612, "candidate_sha256": "ab" * 32, "champion": "goss",
-        "champion_before": "gbdt", "auc_difference_vs_champion": 0.0041, "p_value_vs_champion": 0.21,
-    }  # fmt: skip
+        "promoted": True,
+        "reason": (
+            "goss AUC 0.7612 clears the gate 0.6000; AUC difference vs champion +0.0041 (p=0.210)"
+        ),
+        "candidate": "goss",
+        "candidate_auc": 0.7612,
+        "candidate_sha256": "ab" * 32,
+        "champion": "goss",
+        "champion_before": "gbdt",
+        "auc_difference_vs_champion": 0.0041,
+        "p_value_vs_champion": 0.21,
+    }
     result = fake_deployment_run(
         instance, decision, "| model | auc |\n|---|---|\n| goss | 0.7612 |"
     )
@@ -152,8 +160,14 @@ def test_unreachable_smtp_server_raises(auto_settings: Settings) -> None:
 def test_messages_name_what_happened(promoted: bool) -> None:
     subject, body = failure_message("daily_pipeline", None, "r1", "http://x/runs/r1", [], "boom")
     assert subject == "[ml_assets] FAILED daily_pipeline[-]: the run" and "Run error: boom" in body
-    decision = {"candidate": "gbdt", "candidate_auc": 0.7, "promoted": promoted, "champion": "dart",
-                "reason": "why", "champion_before": None}  # fmt: skip
+    decision = {
+        "candidate": "gbdt",
+        "candidate_auc": 0.7,
+        "promoted": promoted,
+        "champion": "dart",
+        "reason": "why",
+        "champion_before": None,
+    }
     subject, body = deployment_message("2013-02-01", "r2", "http://x/runs/r2", decision, None)
     assert ("promoted" if promoted else "kept champion dart") in subject
     assert "no champion before this run" in body and "Best AUC: 0.7000" in body

@@ -19,10 +19,16 @@ RAW = ("raw_flights", "raw_weather")
 
 
 def _ingest(settings: Settings, instance: dg.DagsterInstance, request: dg.RunRequest) -> None:
-    result = build_defs(settings).resolve_implicit_global_asset_job_def().execute_in_process(
-        instance=instance, partition_key=request.partition_key, tags=request.tags,
-        asset_selection=[dg.AssetKey(a) for a in RAW],
-    )  # fmt: skip
+    result = (
+        build_defs(settings)
+        .resolve_implicit_global_asset_job_def()
+        .execute_in_process(
+            instance=instance,
+            partition_key=request.partition_key,
+            tags=request.tags,
+            asset_selection=[dg.AssetKey(a) for a in RAW],
+        )
+    )
     assert result.success
 
 

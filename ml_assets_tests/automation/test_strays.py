@@ -63,9 +63,13 @@ def test_judge_name(folder: str, name: str, reason: str | None) -> None:
 
 
 def test_strays_are_moved_reported_once_and_valid_days_still_run(
-    mail_settings: Settings, instance, landing: Path, landing_dir: Path, inbox: tuple[Inbox, int],
+    mail_settings: Settings,
+    instance,
+    landing: Path,
+    landing_dir: Path,
+    inbox: tuple[Inbox, int],
     capsys: pytest.CaptureFixture,
-) -> None:  # fmt: skip
+) -> None:
     copy_day(landing_dir, landing, "2013-01-02")
     copy_day(landing_dir, landing, "2013-01-03")
     marker = volume_override_path(str(landing), "flights", "2013-01-03")

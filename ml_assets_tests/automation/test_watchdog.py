@@ -18,8 +18,12 @@ from ml_assets.settings import Settings
 
 
 def test_running_step_is_slow_past_twice_its_median_or_the_hard_warning() -> None:
-    kwargs = {"where": "daily_pipeline[2013-03-14] run abc step model__gbdt", "factor": 2.0,
-              "min_history": 3, "warning_s": 7200.0}  # fmt: skip
+    kwargs = {
+        "where": "daily_pipeline[2013-03-14] run abc step model__gbdt",
+        "factor": 2.0,
+        "min_history": 3,
+        "warning_s": 7200.0,
+    }
     alert = monitors.running_step(650.0, [300.0, 310.0, 290.0], **kwargs)
     assert alert.text() == (
         "[slow_step] daily_pipeline[2013-03-14] run abc step model__gbdt: still running after "
@@ -55,9 +59,11 @@ def disk_instance(tmp_path: Path):
 
 def tick(settings: Settings, instance, cursor):
     context = dg.build_sensor_context(
-        instance=instance, cursor=cursor, repository_def=DEFS.get_repository_def(),
+        instance=instance,
+        cursor=cursor,
+        repository_def=DEFS.get_repository_def(),
         resources={"notifier": build_notifier(settings)},
-    )  # fmt: skip
+    )
     result = build_step_watchdog(settings, [])(context)
     return result, result.cursor
 

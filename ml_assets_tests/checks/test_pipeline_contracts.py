@@ -28,14 +28,23 @@ CATALOG = {
     ]
 }
 DAY_FILES = (
-    "raw_flights/{d}.parquet", "raw_weather/{d}.parquet", "flight_features/{d}.parquet",
-    "traffic_features/{d}.parquet", "training_set/{d}.parquet", "model__gbdt/{d}.model.txt",
-    "model_leaderboard/{d}.parquet", "deployed_model/{d}.json",
-)  # fmt: skip
+    "raw_flights/{d}.parquet",
+    "raw_weather/{d}.parquet",
+    "flight_features/{d}.parquet",
+    "traffic_features/{d}.parquet",
+    "training_set/{d}.parquet",
+    "model__gbdt/{d}.model.txt",
+    "model_leaderboard/{d}.parquet",
+    "deployed_model/{d}.json",
+)
 DOWNSTREAM = (
-    "flight_features", "traffic_features", "training_set", "model__gbdt", "model_leaderboard",
+    "flight_features",
+    "traffic_features",
+    "training_set",
+    "model__gbdt",
+    "model_leaderboard",
     "deployed_model",
-)  # fmt: skip
+)
 
 
 def _digests(root: Path, day: str) -> dict[str, str]:
@@ -67,9 +76,16 @@ def scenario(tmp_path_factory: pytest.TempPathFactory):
     landing = root / "landing"
     land(str(landing), "2013-01-01", DIRTY_DAY)
     settings = small_settings(
-        root, landing, CATALOG, window_days=5, holdout_days=1, history_days=2,
-        min_training_rows=2_000, auc_gate=0.55, bootstrap_samples=20,
-    )  # fmt: skip
+        root,
+        landing,
+        CATALOG,
+        window_days=5,
+        holdout_days=1,
+        history_days=2,
+        min_training_rows=2_000,
+        auc_gate=0.55,
+        bootstrap_samples=20,
+    )
     defs = build_defs(settings)
     instance = dg.DagsterInstance.ephemeral()
     lake, current = Path(settings.lake_base), Path(settings.registry_base) / "current.json"
@@ -93,10 +109,18 @@ def scenario(tmp_path_factory: pytest.TempPathFactory):
 
     after = {"files": _digests(lake, GOOD_DAY), "current": current.read_bytes()}
     yield {
-        "settings": settings, "defs": defs, "instance": instance, "landing": landing,
-        "lake": lake, "good": good, "broken": broken, "over": over, "before": before,
-        "after": after, "truncated": truncated,
-    }  # fmt: skip
+        "settings": settings,
+        "defs": defs,
+        "instance": instance,
+        "landing": landing,
+        "lake": lake,
+        "good": good,
+        "broken": broken,
+        "over": over,
+        "before": before,
+        "after": after,
+        "truncated": truncated,
+    }
     instance.dispose()
 
 
@@ -161,9 +185,13 @@ def test_contract_checks_passed_on_the_good_day(scenario) -> None:
     results = [e.dagster_event.event_specific_data for e in evaluations if e.dagster_event]
     contract = {r.asset_key.to_user_string(): r for r in results if r.check_name == "contract"}
     assert set(contract) == {
-        "raw_flights", "raw_weather", "flight_features", "traffic_features", "training_set",
+        "raw_flights",
+        "raw_weather",
+        "flight_features",
+        "traffic_features",
+        "training_set",
         "model_leaderboard",
-    }  # fmt: skip
+    }
     assert all(evaluation.passed for evaluation in contract.values())
 
 
@@ -174,9 +202,11 @@ def test_a_corrupt_lake_file_fails_the_reading_step_without_retries(scenario) ->
     stored.write_bytes(good[: len(good) // 3])
     try:
         result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
-            partition_key=GOOD_DAY, instance=instance, raise_on_error=False,
+            partition_key=GOOD_DAY,
+            instance=instance,
+            raise_on_error=False,
             asset_selection=[dg.AssetKey("model__gbdt")],
-        )  # fmt: skip
+        )
     finally:
         stored.write_bytes(good)
     assert not result.success

@@ -177,8 +177,18 @@ def test_a_genuinely_quiet_day_passes_with_the_operators_override(
         assert "median of 4 earlier days 2013-01-01..2013-01-04" in text
         assert not flights.exists()
 
-        argv = ["land", "--start", DAY, "--end", DAY, "--landing", str(landing),
-                "--accept-volume-drop", "--by", "oncall"]  # fmt: skip
+        argv = [
+            "land",
+            "--start",
+            DAY,
+            "--end",
+            DAY,
+            "--landing",
+            str(landing),
+            "--accept-volume-drop",
+            "--by",
+            "oncall",
+        ]
         assert main(argv) == 0
         assert "volume guard overridden by oncall" in capsys.readouterr().out
         marker = landing / "flights" / f"{DAY}.accept-volume-drop"

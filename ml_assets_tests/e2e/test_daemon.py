@@ -46,8 +46,11 @@ def instance_yaml(home: Path) -> dict:
 
 def write_workspace(path: Path) -> Path:
     """A workspace with the one code location, ml_assets.definitions."""
-    location = {"module_name": "ml_assets.definitions", "location_name": "ml_assets",
-                "working_directory": str(PROJECT_ROOT)}  # fmt: skip
+    location = {
+        "module_name": "ml_assets.definitions",
+        "location_name": "ml_assets",
+        "working_directory": str(PROJECT_ROOT),
+    }
     path.write_text(yaml.safe_dump({"load_from": [{"python_module": location}]}))
     return path
 
@@ -109,13 +112,21 @@ def test_daemon_runs_a_newly_landed_day_and_emails_the_deployment(deployment) ->
     started = time.monotonic()
     daemon = subprocess.Popen(
         [BIN / "dagster-daemon", "run", "-w", str(root / "workspace.yaml")],
-        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        cwd=root,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         landed = subprocess.run(
             [BIN / "ml-assets", "land", "--start", NEW_DAY, "--end", NEW_DAY],
-            cwd=root, env=env, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert landed.returncode == 0, landed.stderr
         landed_at = time.monotonic()
         run = None
@@ -154,6 +165,7 @@ def test_daemon_runs_a_newly_landed_day_and_emails_the_deployment(deployment) ->
     assert f"runs/{run.dagster_run.run_id}" in body and "Champion" in body
     print(
         f"\ndaemon e2e: land -> run finished {finished_at - landed_at:.0f} s "
-        f"(run itself {run.end_time - run.start_time:.0f} s), land -> email {mailed_at - landed_at:.0f} s, "
+        f"(run itself {run.end_time - run.start_time:.0f} s), "
+        f"land -> email {mailed_at - landed_at:.0f} s, "
         f"daemon start -> land {landed_at - started:.0f} s"
     )

@@ -30,10 +30,15 @@ def _env(root: Path) -> dict[str, str]:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
     root = tmp_path_factory.mktemp("demo")
     shutil.copy(PROJECT_ROOT / "dagster.yaml", root / "dagster.yaml")
+    days = ["--start", "2013-01-01", "--end", "2013-01-31", "--train-days", "2"]
     done = subprocess.run(
-        [BIN / "ml-assets", "demo", "--start", "2013-01-01", "--end", "2013-01-31", "--train-days", "2"],
-        cwd=root, env=_env(root), capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
+        [BIN / "ml-assets", "demo", *days],
+        cwd=root,
+        env=_env(root),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     return root, done
 
 
@@ -56,21 +61,29 @@ def test_predict_scores_a_flight_of_the_last_day(demo) -> None:
     root, _ = demo
     if not (root / ".lake" / "registry" / "current.json").exists():
         pytest.skip("the gate refused every candidate in this demo run")
+    flight = ["--carrier", "DL", "--flight", "2347", "--origin", "LGA", "--dest", "ATL"]
     done = subprocess.run(
-        [BIN / "ml-assets", "predict", "--carrier", "DL", "--flight", "2347", "--origin", "LGA",
-         "--dest", "ATL", "--scheduled", "2013-01-31 15:00"],
-        cwd=root, env=_env(root), capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [BIN / "ml-assets", "predict", *flight, "--scheduled", "2013-01-31 15:00"],
+        cwd=root,
+        env=_env(root),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if done.returncode != 0 and "no features for" in done.stderr:
         pytest.fail(f"DL2347 is not in the 2013-01-31 schedule: {done.stderr}")
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)
     assert 0.0 < result["probability"] < 1.0 and len(result["model_sha256"]) == 64
+    unknown = ["--carrier", "ZZ", "--flight", "1", "--origin", "JFK", "--dest", "LAX"]
     missing = subprocess.run(
-        [BIN / "ml-assets", "predict", "--carrier", "ZZ", "--flight", "1", "--origin", "JFK",
-         "--dest", "LAX", "--scheduled", "2013-01-31 09:00"],
-        cwd=root, env=_env(root), capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [BIN / "ml-assets", "predict", *unknown, "--scheduled", "2013-01-31 09:00"],
+        cwd=root,
+        env=_env(root),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert (
         missing.returncode == 1 and "no features for 2013-01-31/ZZ1/JFK-LAX/0900" in missing.stderr
     )
@@ -79,10 +92,15 @@ def test_predict_scores_a_flight_of_the_last_day(demo) -> None:
 def test_multiprocess_run_through_the_instance(demo) -> None:
     """The default (multiprocess, forkserver) executor, launched by the Dagster CLI."""
     root, _ = demo
+    selection = "raw_flights,raw_weather,flight_features,traffic_features"
+    materialize = [BIN / "dagster", "asset", "materialize", "-m", "ml_assets.definitions"]
     done = subprocess.run(
-        [BIN / "dagster", "asset", "materialize", "-m", "ml_assets.definitions",
-         "--select", "raw_flights,raw_weather,flight_features,traffic_features", "--partition", "2013-01-31"],
-        cwd=root, env=_env(root), capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [*materialize, "--select", selection, "--partition", "2013-01-31"],
+        cwd=root,
+        env=_env(root),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "RUN_SUCCESS" in done.stderr + done.stdout

@@ -27,9 +27,13 @@ SELECTION = "+key:training_set and not key:planes"
 
 def _dg(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(DG), "launch", *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+        [str(DG), "launch", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=600,
-    )  # fmt: skip
+    )
 
 
 def test_dg_launch_runs_a_partition_range_as_one_run(tmp_path: Path, landing_dir: Path) -> None:

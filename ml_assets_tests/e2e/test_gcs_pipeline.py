@@ -55,9 +55,12 @@ def test_the_daily_graph_on_gcs_trains_the_same_models_as_on_disk(
     (tmp_path / "gcs").mkdir()
     (tmp_path / "disk").mkdir()
     on_gcs = small_settings(
-        tmp_path / "gcs", landing_dir, lake_base=f"{root}/lake", registry_base=f"{root}/registry",
+        tmp_path / "gcs",
+        landing_dir,
+        lake_base=f"{root}/lake",
+        registry_base=f"{root}/registry",
         feast_sqlite_path=str(tmp_path / "gcs-online.db"),
-    )  # fmt: skip
+    )
     on_disk = small_settings(tmp_path / "disk", landing_dir)
     remote, local = _run(on_gcs), _run(on_disk)
     assert len(remote) == 2 * 4  # three models and the deployment, two days

@@ -196,8 +196,15 @@ def test_a_whole_day_runs_every_step_as_a_valid_k8s_job(k8s_run) -> None:
     }
     assert materialized == set(assets)
     lake = Path(settings.lake_base)
-    for asset in ("raw_flights", "raw_weather", "flight_features", "traffic_features",
-                  "training_set", "model_leaderboard", "deployed_model"):  # fmt: skip
+    for asset in (
+        "raw_flights",
+        "raw_weather",
+        "flight_features",
+        "traffic_features",
+        "training_set",
+        "model_leaderboard",
+        "deployed_model",
+    ):
         assert list((lake / asset).glob(f"{DAY}.*")), f"{asset}[{DAY}] is not in the lake"
     assert not list(lake.rglob("*.tmp"))
     checks = [e for e in events if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION]
@@ -297,6 +304,11 @@ def _print_figures(api: LocalKubeApi, events: list, seconds: float) -> None:
     print(f"  model__gbdt nodeSelector: {spec.get('nodeSelector')}", file=out)
     print(f"  model__gbdt tolerations:  {spec.get('tolerations')}", file=out)
     body = jobs["model__gbdt"].body["spec"]
-    print(f"  Job spec: backoffLimit {body.get('backoffLimit')}, activeDeadlineSeconds {body.get('activeDeadlineSeconds')}, ttlSecondsAfterFinished {body.get('ttlSecondsAfterFinished')}", file=out)  # fmt: skip
+    print(
+        f"  Job spec: backoffLimit {body.get('backoffLimit')}, "
+        f"activeDeadlineSeconds {body.get('activeDeadlineSeconds')}, "
+        f"ttlSecondsAfterFinished {body.get('ttlSecondsAfterFinished')}",
+        file=out,
+    )
     calls = Counter(method + " " + NAMED.sub(r"/\1/{name}", path) for method, path in api.requests)
     print(f"  API calls: {dict(calls)}", file=out)

@@ -39,10 +39,12 @@ FIRST, DAY = "2013-02-05", "2013-02-14"
 ROUNDS, EVERY, KILL_AFTER = 2500, 25, 100
 SLOW_ALERT = "step model__slow: still running"
 PARAMS = {"boosting": "gbdt", "learning_rate": 0.02, "num_leaves": 15, "feature_fraction": 0.8}
-CATALOG = {"models": [
-    {"name": "fast", "params": PARAMS, "num_boost_round": 5},
-    {"name": "slow", "params": PARAMS, "num_boost_round": ROUNDS},
-]}  # fmt: skip
+CATALOG = {
+    "models": [
+        {"name": "fast", "params": PARAMS, "num_boost_round": 5},
+        {"name": "slow", "params": PARAMS, "num_boost_round": ROUNDS},
+    ]
+}
 DEADLINE_S = 240
 
 
@@ -93,14 +95,31 @@ def test_killed_run_worker_is_retried_from_the_failed_step(tmp_path: Path, inbox
     dg.DagsterInstance.from_config(str(home)).dispose()  # storage created before two processes race
     daemon = subprocess.Popen(
         [BIN / "dagster-daemon", "run", "-w", str(workspace)],
-        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         launched = subprocess.run(
-            [BIN / "dagster", "job", "launch", "-w", str(workspace), "-j", MODELS_JOB,
-             "--tags", json.dumps({"dagster/partition": DAY})],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            [
+                BIN / "dagster",
+                "job",
+                "launch",
+                "-w",
+                str(workspace),
+                "-j",
+                MODELS_JOB,
+                "--tags",
+                json.dumps({"dagster/partition": DAY}),
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert launched.returncode == 0, launched.stderr[-3000:]
         with dg.DagsterInstance.from_config(str(home)) as instance:
             [first] = instance.get_runs(filters=dg.RunsFilter(job_name=MODELS_JOB))
@@ -117,7 +136,9 @@ def test_killed_run_worker_is_retried_from_the_failed_step(tmp_path: Path, inbox
                     return None
                 if json.loads(checkpoint.read_bytes())["iteration"] < KILL_AFTER:
                     return None
-                for event in instance.all_logs(first.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):  # fmt: skip
+                for event in instance.all_logs(
+                    first.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT
+                ):
                     found = re.match(r"Executing steps in process \(pid: (\d+)\)", event.message)
                     if found:
                         return int(found.group(1))
@@ -157,8 +178,9 @@ def test_killed_run_worker_is_retried_from_the_failed_step(tmp_path: Path, inbox
             failure = wait_for(
                 "the failure email",
                 lambda: [m for m in inbox.messages if "FAILED" in str(m["Subject"])],
-                log_path, 60,
-            )[0].get_content()  # fmt: skip
+                log_path,
+                60,
+            )[0].get_content()
     finally:
         stop_daemon(daemon, log)
 

@@ -5,7 +5,8 @@ instance in a temporary ``DAGSTER_HOME``) and starts ``ml-assets up`` on a free 
 then act as a user does, in order: read the asset graph over GraphQL, materialize one partition,
 backfill a date range, land a new day and watch the landing sensor run it, read the asset checks,
 look at the pages in headless Chromium (screenshots in ``.test-artifacts/ui/``), and stop ``up``.
-Every wait is bounded by ``WAIT_S``. Run: ``uv run pytest -m slow -s ml_assets_tests/e2e/test_ui.py``.
+Every wait is bounded by ``WAIT_S``.
+Run: ``uv run pytest -m slow -s ml_assets_tests/e2e/test_ui.py``.
 """
 
 from __future__ import annotations
@@ -44,10 +45,15 @@ BIN = Path(sys.executable).parent
 ARTIFACTS = PROJECT_ROOT / ".test-artifacts" / "ui"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     "--no-first-run",
-]  # fmt: skip
+]
 WAIT_S = 240
 HISTORY = days_between("2013-01-01", "2013-01-16")  # landed and ingested before `up` starts
 ONE_DAY = HISTORY[-1]  # materialized again from the UI
@@ -159,8 +165,12 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     with log.open("w") as out:
         process = subprocess.Popen(
             [BIN / "ml-assets", "up", "--port", str(port), "--timeout", str(WAIT_S)],
-            cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            cwd=root,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
 
     def ready() -> re.Match | None:
@@ -189,7 +199,8 @@ RUN = """query($id: ID!) { runOrError(runId: $id) { __typename
   ... on Run { status tags { key value } }
   ... on PythonError { message } } }"""
 RUN_FAILURES = """query($id: ID!) { logsForRun(runId: $id, limit: 5000) {
-  ... on EventConnection { events { ... on ExecutionStepFailureEvent { stepKey error { message } } } } } }"""
+  ... on EventConnection { events { \
+... on ExecutionStepFailureEvent { stepKey error { message } } } } } }"""
 
 
 def finished_run(ui: Deployment, run_id: str) -> dict:
@@ -209,7 +220,8 @@ def finished_run(ui: Deployment, run_id: str) -> dict:
 
 def test_up_reports_webserver_and_daemons_healthy(ui: Deployment) -> None:
     health = ui.query(
-        "{ version instance { daemonHealth { allDaemonStatuses { daemonType required healthy } } } }"
+        "{ version instance { daemonHealth { "
+        "allDaemonStatuses { daemonType required healthy } } } }"
     )
     statuses = health["instance"]["daemonHealth"]["allDaemonStatuses"]
     required = {s["daemonType"]: s["healthy"] for s in statuses if s["required"]}
@@ -219,7 +231,8 @@ def test_up_reports_webserver_and_daemons_healthy(ui: Deployment) -> None:
     assert set(ui.pids) == {"webserver", "daemon"}
 
 
-ASSET_NODES = """{ assetNodes { assetKey { path } dependencyKeys { path } groupName kinds description
+ASSET_NODES = """{ assetNodes { assetKey { path } dependencyKeys { path } groupName kinds \
+description
   isPartitioned owners { ... on TeamAssetOwner { team } ... on UserAssetOwner { email } } } }"""
 
 
@@ -273,7 +286,8 @@ def test_materialize_one_partition_of_the_features_job(ui: Deployment) -> None:
 BACKFILL_STATUS = """query($id: String!) { partitionBackfillOrError(backfillId: $id) {
   ... on PartitionBackfill { status runs { runId status }
     assetBackfillData { assetBackfillStatuses { ... on AssetPartitionsStatusCounts {
-      assetKey { path } numPartitionsTargeted numPartitionsMaterialized numPartitionsFailed } } } } } }"""
+      assetKey { path } numPartitionsTargeted numPartitionsMaterialized numPartitionsFailed \
+} } } } } }"""
 
 
 def test_backfill_ingestion_to_deployment_over_a_date_range(ui: Deployment) -> None:
@@ -281,9 +295,13 @@ def test_backfill_ingestion_to_deployment_over_a_date_range(ui: Deployment) -> N
     one run over the range, ingestion to deployment (``model_runs="range"``)."""
     selection = partitioned_assets(ui.url, DAILY_GROUPS)  # as `ml-assets backfill` launches it
     backfill_id = launch_backfill(
-        ui.url, BACKFILL[0], BACKFILL[-1], selection, "e2e: ingestion to deployment",
+        ui.url,
+        BACKFILL[0],
+        BACKFILL[-1],
+        selection,
+        "e2e: ingestion to deployment",
         tags=[{"key": "ml_assets/launched_by", "value": "e2e-ui"}],
-    )  # fmt: skip
+    )
     ui.launched["backfill"] = backfill_id
 
     def finished() -> dict | None:

@@ -1,4 +1,5 @@
-"""Lake faults through the real raw assets: transient ones are retried, persistent ones alert once."""
+"""Lake faults through the real raw assets: transient ones are retried,
+persistent ones alert once."""
 
 from __future__ import annotations
 

@@ -22,8 +22,11 @@ def _admin():
     import psycopg2
 
     admin = psycopg2.connect(
-        host=POSTGRES["hostname"], port=POSTGRES["port"], user=POSTGRES["username"], dbname="postgres"
-    )  # fmt: skip
+        host=POSTGRES["hostname"],
+        port=POSTGRES["port"],
+        user=POSTGRES["username"],
+        dbname="postgres",
+    )
     admin.autocommit = True
     return admin
 
@@ -72,8 +75,10 @@ def test_run_survives_postgres_connection_loss(
 ) -> None:
     outages: list[int] = []
 
-    @dg.asset(partitions_def=build_defs(settings).resolve_assets_def("raw_flights").partitions_def,
-              deps=["raw_flights"])  # fmt: skip
+    @dg.asset(
+        partitions_def=build_defs(settings).resolve_assets_def("raw_flights").partitions_def,
+        deps=["raw_flights"],
+    )
     def postgres_outage(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         context.log.info("dropping every connection to the instance's database")
         outages.append(drop_connections(scratch_db, OUTAGE_S))
@@ -89,9 +94,11 @@ def test_run_survives_postgres_connection_loss(
     defs = dg.Definitions.merge(build_defs(settings), dg.Definitions(assets=[postgres_outage]))
     with dg.DagsterInstance.from_config(str(home)) as instance:
         result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
-            instance=instance, partition_key=DAY, raise_on_error=False,
+            instance=instance,
+            partition_key=DAY,
+            raise_on_error=False,
             asset_selection=[dg.AssetKey("raw_flights"), dg.AssetKey("postgres_outage")],
-        )  # fmt: skip
+        )
         assert result.success
         run = instance.get_run_by_id(result.run_id)
         assert run.status == dg.DagsterRunStatus.SUCCESS

@@ -64,16 +64,22 @@ def test_online_materialization_survives_redis_connection_resets(
     rows = frames[SOURCE_ASSET]
     proxy = ResettingProxy(("127.0.0.1", private_redis), resets=RESETS)
     faulty = settings.model_copy(
-        update={"feast_online_store": "redis", "redis_connection": f"127.0.0.1:{proxy.port}",
-                "feast_project": "faults", "feast_registry": str(tmp_path / "registry.db")}
-    )  # fmt: skip
+        update={
+            "feast_online_store": "redis",
+            "redis_connection": f"127.0.0.1:{proxy.port}",
+            "feast_project": "faults",
+            "feast_registry": str(tmp_path / "registry.db"),
+        }
+    )
     defs = build_defs(faulty)
     try:
         with dg.DagsterInstance.ephemeral() as instance:
             result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
-                instance=instance, partition_key=DAY, raise_on_error=False,
+                instance=instance,
+                partition_key=DAY,
+                raise_on_error=False,
                 asset_selection=[dg.AssetKey("online_features")],
-            )  # fmt: skip
+            )
         retries = [
             e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY
         ]

@@ -43,12 +43,16 @@ def redis_port(scratch_redis: int) -> int:
 def _environment(lake: dict, port: int, password: str | None) -> dict[str, str]:
     root = lake["root"] / f"env-{uuid.uuid4().hex[:6]}"
     env = {
-        "ML_ASSETS_ROOT": str(root), "ML_ASSETS_LAKE": lake["lake"],
-        "ML_ASSETS_REGISTRY": str(root / "registry"), "ML_ASSETS_ONLINE_STORE": "redis",
-        "ML_ASSETS_REDIS": f"127.0.0.1:{port}", "ML_ASSETS_FEAST_PROJECT": f"p{uuid.uuid4().hex[:8]}",
-        "ML_ASSETS_FEAST_REGISTRY": str(root / "registry.db"), "ML_ASSETS_EXECUTOR": "in_process",
+        "ML_ASSETS_ROOT": str(root),
+        "ML_ASSETS_LAKE": lake["lake"],
+        "ML_ASSETS_REGISTRY": str(root / "registry"),
+        "ML_ASSETS_ONLINE_STORE": "redis",
+        "ML_ASSETS_REDIS": f"127.0.0.1:{port}",
+        "ML_ASSETS_FEAST_PROJECT": f"p{uuid.uuid4().hex[:8]}",
+        "ML_ASSETS_FEAST_REGISTRY": str(root / "registry.db"),
+        "ML_ASSETS_EXECUTOR": "in_process",
         "ML_ASSETS_RETRY_DELAY": "0.05",
-    }  # fmt: skip
+    }
     return env | ({REDIS_PASSWORD_ENV: password} if password else {})
 
 
@@ -129,9 +133,11 @@ def test_a_run_with_a_wrong_password_fails_once_and_its_logs_hold_no_secret(
         defs = build_defs(settings)
         with dg.DagsterInstance.ephemeral() as instance:
             result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
-                instance=instance, partition_key=DAY, raise_on_error=False,
+                instance=instance,
+                partition_key=DAY,
+                raise_on_error=False,
                 asset_selection=[dg.AssetKey("online_features")],
-            )  # fmt: skip
+            )
             logs = instance.all_logs(result.run_id)
             run = instance.get_run_by_id(result.run_id)
         assert result.success is succeeds

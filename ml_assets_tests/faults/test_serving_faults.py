@@ -54,8 +54,15 @@ def served(lake: dict) -> Iterator[dict]:
     predictor = Predictor(faulty, registry)
     predictor.predict(flights[0])  # warm: the model parsed, one pooled connection open
     try:
-        yield {"direct": direct, "faulty": faulty, "proxy": proxy, "predictor": predictor,
-               "flights": flights, "expected": expected, "ids": rows[KEY].tolist()}  # fmt: skip
+        yield {
+            "direct": direct,
+            "faulty": faulty,
+            "proxy": proxy,
+            "predictor": predictor,
+            "flights": flights,
+            "expected": expected,
+            "ids": rows[KEY].tolist(),
+        }
     finally:
         proxy.close()
         direct.store().teardown()  # the project's keys leave the shared Redis

@@ -1,4 +1,5 @@
-"""A week of real feature rows in a temp lake, and Feast stores over it (SQLite or the real Redis)."""
+"""A week of real feature rows in a temp lake, and Feast stores over it
+(SQLite or the real Redis)."""
 
 from __future__ import annotations
 
@@ -55,11 +56,15 @@ def lake(tmp_path_factory: pytest.TempPathFactory, landing_dir: Path) -> dict:
 def store_settings(lake: dict, online: str, connection: str = "127.0.0.1:6379") -> Settings:
     root = lake["root"]
     return Settings(
-        landing_base=str(root / "landing"), lake_base=lake["lake"], registry_base=str(root / "registry"),
-        feast_project=f"t{uuid.uuid4().hex[:10]}", feast_online_store=online, redis_connection=connection,
+        landing_base=str(root / "landing"),
+        lake_base=lake["lake"],
+        registry_base=str(root / "registry"),
+        feast_project=f"t{uuid.uuid4().hex[:10]}",
+        feast_online_store=online,
+        redis_connection=connection,
         feast_registry=str(root / f"registry-{uuid.uuid4().hex[:6]}.db"),
         feast_sqlite_path=str(root / f"online-{uuid.uuid4().hex[:6]}.db"),
-    )  # fmt: skip
+    )
 
 
 def feast_store(settings: Settings) -> FeatureStoreResource:

@@ -61,8 +61,10 @@ def test_feast_serve_answers_what_the_lean_reader_reads(repo, lake: dict) -> Non
         port = probe.getsockname()[1]
     server = subprocess.Popen(
         [FEAST, "-c", str(directory), "serve", "-h", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy(),
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=os.environ.copy(),
+    )
     try:
         _wait_healthy(server, f"http://127.0.0.1:{port}/health")
         rows = pd.read_parquet(Path(lake["lake"]) / "feast_features" / f"{DAY}.parquet")

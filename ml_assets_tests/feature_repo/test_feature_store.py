@@ -147,9 +147,13 @@ def test_flight_ids_follow_the_pipelines_key() -> None:
     flight = Flight("B6", 27, "JFK", "BUF", "2013-01-14 23:59", tailnum="N123JB")
     assert parse_flight_id(flight.flight_id) == Flight("B6", 27, "JFK", "BUF", "2013-01-14 23:59")
     assert flight.entity_row() == {
-        "flight_id": "2013-01-14/B627/JFK-BUF/2359", "carrier_id": "B6", "origin_id": "JFK",
-        "route_id": "JFK-BUF", "origin_hour_id": "JFK-23", "plane_id": "N123JB",
-    }  # fmt: skip
+        "flight_id": "2013-01-14/B627/JFK-BUF/2359",
+        "carrier_id": "B6",
+        "origin_id": "JFK",
+        "route_id": "JFK-BUF",
+        "origin_hour_id": "JFK-23",
+        "plane_id": "N123JB",
+    }
     from ml_assets.models.features import keys_from_flight_ids
 
     ids = ["2013-01-14/B627/JFK-BUF/2359", "2013-01-14/9E3320/LGA-BUF/0605"]

@@ -33,7 +33,7 @@ def test_feast_reads_writes_and_registers_on_a_gcs_lake(
             feast_project=project,
             feast_registry=f"{root}/lake/feast/registry.db",
             feast_sqlite_path=str(tmp_path / "online.db"),
-        )  # fmt: skip
+        )
     )
     assert fs.exists(f"{root}/lake/feast/registry.db".removeprefix("gs://"))
     local = feast_store(store_settings(lake, "sqlite"))

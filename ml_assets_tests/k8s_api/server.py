@@ -1,4 +1,5 @@
-"""A local stand-in for the Kubernetes API: the batch/v1 Job and core/v1 Pod calls dagster-k8s makes.
+"""A local stand-in for the Kubernetes API:
+the batch/v1 Job and core/v1 Pod calls dagster-k8s makes.
 
 `LocalKubeApi` is a threaded HTTP server on 127.0.0.1 (standard library only). Creating a Job
 validates it against the Kubernetes 1.30 schema (kubernetes-validate, strict: unknown fields are

@@ -1,4 +1,5 @@
-"""The local API server answers dagster-k8s's client the way a cluster would (fast: no Dagster run)."""
+"""The local API server answers dagster-k8s's client the way a cluster would
+(fast: no Dagster run)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ def api(tmp_path: Path):
 
 @pytest.fixture
 def client(api: LocalKubeApi, tmp_path: Path) -> DagsterKubernetesClient:
-    """dagster-k8s's own client over the real ``kubernetes`` client, configured by kubeconfig only."""
+    """dagster-k8s's own client over the real ``kubernetes`` client,
+    configured by kubeconfig only."""
     config = api.write_kubeconfig(tmp_path / "kubeconfig", NS)
     api_client = kubernetes.config.new_client_from_config(config_file=str(config))
     return DagsterKubernetesClient.production_client(
@@ -40,18 +42,25 @@ NODE_REF = kubernetes.client.V1EnvVarSource(
 
 def _job(name: str, code: str, env: dict[str, str] | None = None) -> kubernetes.client.V1Job:
     container = kubernetes.client.V1Container(
-        name="dagster", image="local", command=[sys.executable], args=["-c", code],
-        env=[*(kubernetes.client.V1EnvVar(name=k, value=v) for k, v in (env or {}).items()),
-             kubernetes.client.V1EnvVar(name="NODE", value_from=NODE_REF)],
-    )  # fmt: skip
+        name="dagster",
+        image="local",
+        command=[sys.executable],
+        args=["-c", code],
+        env=[
+            *(kubernetes.client.V1EnvVar(name=k, value=v) for k, v in (env or {}).items()),
+            kubernetes.client.V1EnvVar(name="NODE", value_from=NODE_REF),
+        ],
+    )
     template = kubernetes.client.V1PodTemplateSpec(
         metadata=kubernetes.client.V1ObjectMeta(labels={"app": "test"}),
         spec=kubernetes.client.V1PodSpec(containers=[container], restart_policy="Never"),
     )
     return kubernetes.client.V1Job(
-        api_version="batch/v1", kind="Job", metadata=kubernetes.client.V1ObjectMeta(name=name),
+        api_version="batch/v1",
+        kind="Job",
+        metadata=kubernetes.client.V1ObjectMeta(name=name),
         spec=kubernetes.client.V1JobSpec(template=template, backoff_limit=0),
-    )  # fmt: skip
+    )
 
 
 def test_job_runs_its_command_with_what_a_pod_has(api, client, tmp_path: Path, monkeypatch) -> None:
@@ -60,14 +69,21 @@ def test_job_runs_its_command_with_what_a_pod_has(api, client, tmp_path: Path, m
 
     monkeypatch.setenv("LEAKED", "from-the-test")
     names = ("GREETING", "NODE", "HOSTNAME", "HOME", "LEAKED")
-    code = f"import os, json, pathlib; pathlib.Path('out.json').write_text(json.dumps([os.environ.get(n) for n in {names!r}]))"  # fmt: skip
+    code = (
+        "import os, json, pathlib; pathlib.Path('out.json').write_text("
+        f"json.dumps([os.environ.get(n) for n in {names!r}]))"
+    )
     client.create_namespaced_job_with_retries(_job("ok", code, {"GREETING": "hi"}), NS)
     assert api.wait_all(timeout=30)
     (pod,) = client.get_pods_in_job("ok", NS)
     home = pwd.getpwuid(os.getuid()).pw_dir
     assert json.loads((tmp_path / "out.json").read_text()) == [
-        "hi", NODE_NAME, pod.metadata.name, home, None
-    ]  # fmt: skip
+        "hi",
+        NODE_NAME,
+        pod.metadata.name,
+        home,
+        None,
+    ]
     assert pod.spec.node_name == NODE_NAME
     status = client.get_job_status("ok", NS)
     assert status.succeeded == 1 and not status.failed

@@ -146,10 +146,16 @@ def test_bootstrap_is_reproducible_by_seed(holdout_labels) -> None:
 
 def _model(name: str, text: str) -> TrainedModel:
     return TrainedModel(
-        name=name, model_text=text, features=("x",), params={}, num_boost_round=1,
-        train_rows=10, train_first_day="2013-01-01", train_last_day="2013-01-05",
+        name=name,
+        model_text=text,
+        features=("x",),
+        params={},
+        num_boost_round=1,
+        train_rows=10,
+        train_first_day="2013-01-01",
+        train_last_day="2013-01-05",
         catalog_version="1",
-    )  # fmt: skip
+    )
 
 
 def test_leaderboard_ranks_by_auc_then_log_loss_then_name() -> None:

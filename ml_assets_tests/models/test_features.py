@@ -92,8 +92,9 @@ def test_weather_join_picks_the_latest_observation_before_prediction(
     sample = flight_feats.sample(60, random_state=0)
     for _, row in sample.iterrows():
         wx = day_weather.loc[
-            (day_weather["origin"] == row["origin"]) & (day_weather["obs_ts"] <= row["prediction_ts"])
-        ]  # fmt: skip
+            (day_weather["origin"] == row["origin"])
+            & (day_weather["obs_ts"] <= row["prediction_ts"])
+        ]
         latest = wx.loc[wx["obs_ts"].idxmax()]
         assert row["wx_age_hours"] == pytest.approx(
             (row["prediction_ts"] - latest["obs_ts"]) / pd.Timedelta(hours=1)

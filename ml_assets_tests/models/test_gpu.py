@@ -132,10 +132,14 @@ def test_a_native_crash_of_the_opencl_runtime_is_contained_by_the_probe() -> Non
         (0, "Using GPU Device: NVIDIA H200, Vendor: NVIDIA Corporation\nPROBE-OK", True, ""),
         (3, "PROBE-ERROR: No OpenCL device found", False, "No OpenCL device found"),
         (-11, "", False, "the OpenCL runtime crashed (SIGSEGV)"),
-        (1, "Traceback\nModuleNotFoundError: lightgbm", False,
-         "GPU probe failed: ModuleNotFoundError: lightgbm"),
+        (
+            1,
+            "Traceback\nModuleNotFoundError: lightgbm",
+            False,
+            "GPU probe failed: ModuleNotFoundError: lightgbm",
+        ),
     ],
-)  # fmt: skip
+)
 def test_probe_output_is_read_as_lightgbm_wrote_it(code, output, usable, reason) -> None:
     found = parse_probe(code, output, home="/home/dagster")
     assert (found.usable, found.reason) == (usable, reason)

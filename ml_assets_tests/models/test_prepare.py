@@ -76,7 +76,10 @@ def test_local_times_convert_with_the_right_offset(prepared_day: pd.DataFrame) -
 
     # 14 March is daylight time (EDT, UTC-4): every departure is its local time + 4 hours.
     local = prepared_day["sched_dep_ts"].dt.tz_convert("America/New_York")
-    assert (local.dt.tz_localize(None) + pd.Timedelta(hours=4) == prepared_day["sched_dep_ts"].dt.tz_localize(None)).all()  # fmt: skip
+    assert (
+        local.dt.tz_localize(None) + pd.Timedelta(hours=4)
+        == prepared_day["sched_dep_ts"].dt.tz_localize(None)
+    ).all()
     raw = _samples.raw_rows("flights", DAY)
     first = raw.loc[raw["sched_dep_time"].idxmin()]
     row = _by_id(prepared_day, first["carrier"], int(first["flight"]), first["origin"])
@@ -134,8 +137,9 @@ def test_prepare_weather_is_utc_and_keyed(raw_weather_day: pd.DataFrame) -> None
     assert prepared["obs_ts"].min() == pd.Timestamp("2013-03-14 04:00", tz="UTC")
     assert prepared["obs_ts"].max() == pd.Timestamp("2013-03-15 03:00", tz="UTC")
     ewr_noon = prepared.loc[
-        (prepared["origin"] == "EWR") & (prepared["obs_ts"] == pd.Timestamp("2013-03-14 16:00", tz="UTC"))
-    ]  # fmt: skip
+        (prepared["origin"] == "EWR")
+        & (prepared["obs_ts"] == pd.Timestamp("2013-03-14 16:00", tz="UTC"))
+    ]
     raw_noon = raw_weather_day.loc[
         (raw_weather_day["origin"] == "EWR") & (raw_weather_day["hour"] == 12)
     ]

@@ -236,7 +236,7 @@ def test_catalog_entry_defaults(tmp_path: Path) -> None:
     assert (entry.profile, entry.spot, entry.version) == ("cpu-small", True, "1")
 
 
-# --- serving ---------------------------------------------------------------------------------------
+# --- serving --------------------------------------------------------------------------------------
 
 
 def test_row_scorer_equals_batch_predict(training_set, small_model) -> None:

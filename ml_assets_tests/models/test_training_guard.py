@@ -44,10 +44,17 @@ def interrupt(training_set, tmp_path: Path, sig: signal.Signals) -> tuple[int, d
     data, result = tmp_path / "training_set.parquet", tmp_path / "result.json"
     training_set.to_parquet(data)
     child = subprocess.Popen(
-        [sys.executable, "-m", "ml_assets_tests.models.train_child", str(data),
-         str(tmp_path / "lake"), str(HALF), str(result)],
+        [
+            sys.executable,
+            "-m",
+            "ml_assets_tests.models.train_child",
+            str(data),
+            str(tmp_path / "lake"),
+            str(HALF),
+            str(result),
+        ],
         cwd=PROJECT_ROOT,
-    )  # fmt: skip
+    )
     try:
         ready = Path(f"{result}.ready")
         for _ in range(1200):
@@ -151,9 +158,12 @@ def test_checkpoints_by_time_skip_fast_training_and_save_slow_training() -> None
     now = [0.0]
     saved: list[int] = []
     guard = TrainingGuard(
-        save=lambda c: saved.append(c.iteration), load=lambda: None, every=None, every_s=60.0,
+        save=lambda c: saved.append(c.iteration),
+        load=lambda: None,
+        every=None,
+        every_s=60.0,
         clock=lambda: now[0],
-    )  # fmt: skip
+    )
     for i in range(10):  # ten rounds in a second: nothing written, not even at the end
         now[0] += 0.1
         guard(_Env(i, 300))
@@ -169,9 +179,12 @@ def test_checkpoints_by_time_skip_fast_training_and_save_slow_training() -> None
 def test_rounds_and_time_both_count_when_both_are_set() -> None:
     saved: list[int] = []
     guard = TrainingGuard(
-        save=lambda c: saved.append(c.iteration), load=lambda: None, every=5, every_s=3600.0,
+        save=lambda c: saved.append(c.iteration),
+        load=lambda: None,
+        every=5,
+        every_s=3600.0,
         clock=lambda: 0.0,
-    )  # fmt: skip
+    )
     for i in range(12):
         guard(_Env(i, 300))
     assert saved == [5, 10]

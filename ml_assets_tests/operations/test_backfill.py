@@ -171,8 +171,13 @@ def test_plan_of_one_range_run_runs_steps_of_one_depth_side_by_side() -> None:
         Step("model__c", "model__c", single_run=True, depth=1),
         Step("model_leaderboard", "model_leaderboard", single_run=True, depth=2),
     ]
-    seconds = {"training_set": 1.0, "model__a": 6.0, "model__b": 2.0, "model__c": 3.0,
-               "model_leaderboard": 0.5}  # fmt: skip
+    seconds = {
+        "training_set": 1.0,
+        "model__a": 6.0,
+        "model__b": 2.0,
+        "model__c": 3.0,
+        "model_leaderboard": 0.5,
+    }
     serial = plan_backfill(TEN_DAYS, steps, seconds, 5.0, Limits(5, 1, 4.0), PRICES)
     assert len(serial.runs) == 1 and serial.wall_clock_s == pytest.approx(4.0 + 10 * 12.5)
     two = Limits(5, 1, 4.0, step_slots=2, step_overhead_s=1.5)

@@ -20,7 +20,14 @@ from ml_assets.settings import PROJECT_ROOT
 def test_commands_use_the_project_workspace_and_bind_the_host() -> None:
     argv = supervisor.commands("127.0.0.1", 3999)
     assert argv["webserver"][0].endswith("dagster-webserver")
-    assert argv["webserver"][1:] == ["-h", "127.0.0.1", "-p", "3999", "-w", str(PROJECT_ROOT / "workspace.yaml")]  # fmt: skip
+    assert argv["webserver"][1:] == [
+        "-h",
+        "127.0.0.1",
+        "-p",
+        "3999",
+        "-w",
+        str(PROJECT_ROOT / "workspace.yaml"),
+    ]
     assert argv["daemon"][0].endswith("dagster-daemon")
     assert argv["daemon"][1:] == ["run", "-w", str(PROJECT_ROOT / "workspace.yaml")]
 
@@ -101,9 +108,15 @@ def test_stop_terminates_and_waits_for_what_exits() -> None:
 
 def test_stop_kills_what_ignores_sigterm_after_the_grace_period() -> None:
     stubborn = subprocess.Popen(
-        [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            "print('ready', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert stubborn.stdout.readline().strip() == "ready"  # its SIGTERM handler is installed
     supervisor.stop([stubborn], grace_s=0.2)
     assert stubborn.returncode == -signal.SIGKILL

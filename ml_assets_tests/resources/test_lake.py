@@ -36,7 +36,11 @@ def daily_frame(context: dg.AssetExecutionContext) -> pd.DataFrame:
     return _frame(context.partition_key)
 
 
-@dg.asset(partitions_def=daily, io_manager_key="lake", ins={"daily_frame": dg.AssetIn(partition_mapping=trailing(3))})  # fmt: skip
+@dg.asset(
+    partitions_def=daily,
+    io_manager_key="lake",
+    ins={"daily_frame": dg.AssetIn(partition_mapping=trailing(3))},
+)
 def window_frame(daily_frame: pd.DataFrame) -> pd.DataFrame:
     return daily_frame
 
@@ -96,7 +100,9 @@ def test_window_of_partitions_loads_as_one_frame_in_partition_order(tmp_path: Pa
     assert result.success
     loaded = result.output_for_node("window_frame")
     assert isinstance(loaded, pd.DataFrame)
-    assert loaded["day"].tolist() == [d for d in ("2013-01-03", "2013-01-04", "2013-01-05") for _ in range(3)]  # fmt: skip
+    assert loaded["day"].tolist() == [
+        d for d in ("2013-01-03", "2013-01-04", "2013-01-05") for _ in range(3)
+    ]
     assert loaded.index.tolist() == list(range(9))
     assert sorted(_files(tmp_path))[-1] == "window_frame/2013-01-05.parquet"
     assert not [f for f in _files(tmp_path) if f.endswith(".tmp")]

@@ -268,9 +268,13 @@ def test_a_stray_file_moves_aside_under_a_safe_name_with_its_reason(tmp_path: Pa
     assert Path(target.path).read_bytes() == data and not (tmp_path / "flights" / name).exists()
     note = json.loads(Path(target.path + landing_files.REASON_SUFFIX).read_text())
     assert note | {"rejected_at": "-"} == {
-        "file": f"flights/{name}", "reason": "unsafe_name", "detail": "why", "sha256": digest,
-        "size": len(data), "rejected_at": "-",
-    }  # fmt: skip
+        "file": f"flights/{name}",
+        "reason": "unsafe_name",
+        "detail": "why",
+        "sha256": digest,
+        "size": len(data),
+        "rejected_at": "-",
+    }
     root = landing_files.stray_target(str(tmp_path), "", "2013-03-01.parquet", b"x")
     assert Path(root.path).parent == tmp_path / "rejected" / "root"
     assert landing_files.stray_target(str(tmp_path), "", "...", b"x").name.startswith("file.")
