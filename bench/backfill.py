@@ -306,7 +306,7 @@ def through_dagster(
         assets = partitioned_assets(url, DAILY_GROUPS)
         started, busy = time.time(), machine_cpu()
         backfill_id = launch_backfill(url, days[0], days[-1], assets, "bench/backfill.py")
-        status = wait_backfill(url, backfill_id, timeout_s, poll_s=1.0)
+        status = wait_backfill(url, backfill_id, timeout_s, poll_s=5.0)
         cpu = machine_cpu() - busy
         assert status["status"] == "COMPLETED_SUCCESS", (
             f"backfill ended {status}; see {root}/up.log"

@@ -146,11 +146,10 @@ def _day_models(day: str, window: list[str]) -> dict[str, float]:
 # -- the whole backfill ------------------------------------------------------------------------
 
 
-def _deploy(settings: Any, day: str, catalog: list, registry: Any, graph: Any) -> None:
+def _deploy(settings: Any, day: str, catalog: list, registry: Any, lineage: Any) -> None:
     """The day's promotion decision against the registry's champion (``models.gate.review``)."""
     from ml_assets import __version__
     from ml_assets.assets.deployment import gate_rules
-    from ml_assets.lineage import upstream_partitions
     from ml_assets.models.catalog import model_key
     from ml_assets.models.gate import decision_document, review
 
@@ -170,7 +169,7 @@ def _deploy(settings: Any, day: str, catalog: list, registry: Any, graph: Any) -
     document = decision_document(day, board, champion, verdict, rules)
     if verdict.decision.promote:
         best = str(board.iloc[0]["asset"])
-        inputs = upstream_partitions(graph, best, day)
+        inputs = lineage.upstream(best, day)  # one Lineage for all days, as deployed_model's
         document["manifest"] = {
             "catalog_entry": next(e for e in catalog if model_key(e) == best).model_dump(
                 mode="json"
@@ -196,6 +195,7 @@ def fair_baseline(
     from ml_assets.checks.contracts import load_references
     from ml_assets.definitions import build_defs
     from ml_assets.feature_repo.feast_objects import feast_frames
+    from ml_assets.lineage import Lineage
     from ml_assets.models.catalog import load_catalog
     from ml_assets.models.features import build_flight_features, build_traffic_features
     from ml_assets.models.prepare import prepare_flights, prepare_planes, prepare_weather
@@ -289,10 +289,10 @@ def fair_baseline(
         ingest(i, day)
     online(warm)
     registry = ModelRegistry(base_path=settings.registry_base)
-    graph = build_defs(settings).resolve_asset_graph()
+    lineage = Lineage(build_defs(settings).resolve_asset_graph())
     _start_worker(settings.model_dump_json())  # the last warm day's models here, as the seed
     _day_models(warm[-1], warm[-settings.window_days :])
-    _deploy(settings, warm[-1], catalog, registry, graph)
+    _deploy(settings, warm[-1], catalog, registry, Lineage(lineage.graph))
     seconds.clear()
 
     started, cpu_started = time.perf_counter(), cpu_clock()
@@ -315,5 +315,5 @@ def fair_baseline(
                 seconds[f"{stage} (pool, summed)"] += value
     seconds["pool (wall)"] = time.perf_counter() - pool_started
     for day in days:
-        timed("deployment", _deploy, settings, day, catalog, registry, graph)
+        timed("deployment", _deploy, settings, day, catalog, registry, lineage)
     return time.perf_counter() - started, cpu_clock() - cpu_started, dict(seconds)

@@ -62,7 +62,7 @@ class Lineage:
     """
 
     def __init__(self, graph: BaseAssetGraph, instance: dg.DagsterInstance | None = None) -> None:
-        self._graph, self._instance = graph, instance
+        self.graph, self._instance = graph, instance
         self._parents: dict[Node, list[Any]] = {}
         self._versions: dict[tuple[str, str], str | None] = {}
 
@@ -88,7 +88,7 @@ class Lineage:
     def _parents_of(self, key: dg.AssetKey, partition: str | None) -> list[Any]:
         node = (key, partition)
         if node not in self._parents:
-            parents = self._graph.get_parents_partitions(key, partition).parent_partitions
+            parents = self.graph.get_parents_partitions(key, partition).parent_partitions
             self._parents[node] = list(parents)
         return self._parents[node]
 

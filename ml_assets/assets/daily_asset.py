@@ -69,8 +69,8 @@ class DailyAssetSpec:
     run over a backfill's range), ``"model"`` (:func:`model_backfill_policy`) or a policy.
     ``lazy``: a range run computes each day as the lake writes it, in day order. ``parallel``:
     ``compute`` needs only its inputs, settings and resources, so a range run computes the days
-    side by side on worker processes (``assets/day_pool.py``), handed back in day order. ``versioned``:
-    a daily run records the output's content hash as its data version.
+    side by side on worker processes (``assets/day_pool.py``), handed back in day order.
+    ``versioned``: a daily run records the output's content hash as its data version.
     """
 
     name: str

@@ -56,9 +56,14 @@ class DayPool:
         self._ahead = workers + 1
         self._pending: Iterator[str] = iter(days)
         self._futures: dict[str, Future] = {}
+        self._closed = False
 
     def take(self, day: str) -> tuple[Any, dict[str, Any]]:
         """``day``'s value and the metadata its compute added (raising what it raised)."""
+        if self._closed:
+            raise RuntimeError(
+                f"{day}: the pool is closed (its last day was taken, or a day failed)"
+            )
         while day not in self._futures:
             if not self._submit_next():
                 raise KeyError(f"{day} is not a day of this pool, or was taken already")
@@ -76,6 +81,8 @@ class DayPool:
 
     def close(self) -> None:
         """Stop the workers; days not taken are dropped."""
+        self._closed = True
+        self._futures.clear()
         self._finalizer()
 
     def _submit_next(self) -> bool:

@@ -139,6 +139,33 @@ def _shift(day: str, days: int) -> str:
     return (dt.date.fromisoformat(day) + dt.timedelta(days=days)).isoformat()
 
 
+def test_one_lineage_over_several_days_answers_as_each_day_alone(pipeline, monkeypatch) -> None:
+    """A range run's deployment shares one ``Lineage``: the same partitions and data versions as
+    each day's own walk and queries, each (asset, partition) fetched from the instance once."""
+    from ml_assets import lineage as lineage_module
+    from ml_assets.lineage import Lineage, data_versions, upstream_partitions
+
+    _, defs, instance, _ = pipeline
+    graph = defs.resolve_asset_graph()
+    alone = {
+        day: data_versions(instance, upstream_partitions(graph, "model__gbdt", day))
+        for day in TRAIN_DAYS
+    }
+    fetched: list[tuple[str, str]] = []
+    fetch = lineage_module._fetch_versions
+
+    def counted(instance, asset, parts):
+        fetched.extend((asset, p) for p in parts)
+        return fetch(instance, asset, parts)
+
+    monkeypatch.setattr(lineage_module, "_fetch_versions", counted)
+    shared = Lineage(graph, instance)
+    for day in TRAIN_DAYS:
+        assert shared.versions(shared.upstream("model__gbdt", day)) == alone[day]
+    assert len(fetched) == len(set(fetched))
+    assert set(fetched) == {(a, p) for day in alone.values() for a, ps in day.items() for p in ps}
+
+
 def test_blast_radius_finds_the_deployed_models_built_on_a_partition(pipeline) -> None:
     from ml_assets.lineage import downstream_partitions, manifests_using
 
