@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import dagster as dg
 
 from ml_assets import dagster_warnings
@@ -24,6 +22,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
     from ml_assets.checks.contracts import build_contract_checks
     from ml_assets.execution import build_executor, build_jobs
     from ml_assets.models.catalog import load_catalog
+    from ml_assets.resources import build_resources
     from ml_assets.timeouts import run_tags, step_timeouts
 
     catalog = load_catalog(settings.catalog_path)
@@ -46,21 +45,6 @@ def build_defs(settings: Settings) -> dg.Definitions:
     return dg.Definitions.merge(
         core, build_automation_defs(settings), dg.Definitions(executor=executor)
     )
-
-
-def build_resources(settings: Settings) -> dict[str, Any]:
-    """The code location's resources by key (also built by a parallel asset's workers)."""
-    from ml_assets.resources.feature_store import build_feature_store
-    from ml_assets.resources.lake_ranges import RangeLakeIOManagerFactory
-    from ml_assets.resources.landing_zone import LandingZone
-    from ml_assets.resources.registry import ModelRegistry
-
-    return {
-        "lake": RangeLakeIOManagerFactory(base_path=settings.lake_base),
-        "landing": LandingZone(base_path=settings.landing_base),
-        "registry": ModelRegistry(base_path=settings.registry_base),
-        "feature_store": build_feature_store(settings),
-    }
 
 
 @dg.definitions

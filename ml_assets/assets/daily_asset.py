@@ -26,12 +26,13 @@ import contextlib
 import inspect
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, Literal
 
 import dagster as dg
 
 from ml_assets.assets import OWNERS
 from ml_assets.assets.data_errors import persistent_failures
+from ml_assets.assets.day_context import Compute, DayContext
 from ml_assets.errors import classified, retry_policy
 from ml_assets.partitions import daily, trailing
 from ml_assets.resources.lake_ranges import PartitionFrames, window
@@ -41,7 +42,6 @@ from ml_assets.settings import Settings
 if TYPE_CHECKING:
     from ml_assets.assets.day_pool import DayPool
     from ml_assets.checks.contracts import ContractGate
-    from ml_assets.checks.schemas import Params
 
 BACKFILL_POLICY = dg.BackfillPolicy.single_run()
 
@@ -94,50 +94,6 @@ class DailyAssetSpec:
     op_tags: Mapping[str, Any] = field(default_factory=dict)
     pool: str | None = None
     freshness_policy: dg.FreshnessPolicy | None = None
-
-
-@dataclass
-class DayContext:
-    """What ``compute`` sees of its step for one day.
-
-    ``shared``: one dict per step, shared by its days in day order (what a range run's earlier
-    days leave for the later ones). ``dagster``: the step's own context, for the bodies that need
-    Dagster itself (checkpoints watching the run, lineage from the instance); prefer the rest.
-    """
-
-    day: str
-    settings: Settings
-    resources: Mapping[str, Any]
-    shared: dict[str, Any]
-    dagster: dg.AssetExecutionContext
-    metadata: dict[str, Any] = field(default_factory=dict)
-    _gate: ContractGate | None = None
-    _params: Params | None = None
-
-    @property
-    def log(self) -> Any:
-        return self.dagster.log
-
-    def add_metadata(self, metadata: Mapping[str, Any]) -> None:
-        """Record ``metadata`` on the day's materialization."""
-        self.metadata.update(metadata)
-
-    def check(self, contract: str, frame: Any) -> Any:
-        """``frame`` checked against another contract on the way (a raw asset's landed rows),
-        with the same parameters as the spec's; returns the rows kept."""
-        return self._contract_gate().check(contract, frame, self._params)  # type: ignore[arg-type]
-
-    def refuse(self, rule: str, detail: str) -> NoReturn:
-        """Fail the day on a table rule checked outside the contracts (``volume_drop``)."""
-        self._contract_gate().refuse(rule, detail)
-
-    def _contract_gate(self) -> ContractGate:
-        if self._gate is None:
-            raise TypeError(f"{self.dagster.op_def.name}: its spec declares no contract")
-        return self._gate
-
-
-Compute = Callable[[str, dict[str, Any], DayContext], Any]
 
 
 def daily_asset(spec: DailyAssetSpec, settings: Settings, compute: Compute) -> dg.AssetsDefinition:

@@ -4,9 +4,9 @@ A ``parallel`` daily asset (``DailyAssetSpec.parallel``) computes each day from 
 settings and resources only, so the days of a range run need not wait for each other: the step
 cuts each day's inputs as a daily run would see them, sends them to a pool of
 ``k8s.day_workers`` processes a few days ahead, and takes the results back in day order, where
-the contract gate and the lake handle them as before. The workers are forked from a forkserver
-that has imported the pipeline once; each builds the step's resources from the same settings
-(``definitions.build_resources``). A worker's day has no Dagster context: it may add metadata,
+the contract gate and the lake handle them as before. The workers are forked from the step's
+process (see :func:`_start_method`) and build the step's resources from the same settings
+(``resources.build_resources``). A worker's day has no Dagster context: it may add metadata,
 which travels back with its value, but not log or read the instance.
 """
 
@@ -19,7 +19,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ml_assets.assets.daily_asset import Compute
+    from ml_assets.assets.day_context import Compute
     from ml_assets.settings import Settings
 
 _WORKER: dict[str, Any] = {}
@@ -40,11 +40,13 @@ class DayPool:
         days: list[str],
         inputs: Callable[[str], dict[str, Any]],
         workers: int,
+        start_method: str | None = None,
     ) -> None:
         from ml_assets.execution import FORKSERVER_PRELOAD
 
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(FORKSERVER_PRELOAD)
+        context = multiprocessing.get_context(start_method or _start_method())
+        if context.get_start_method() == "forkserver":
+            context.set_forkserver_preload(FORKSERVER_PRELOAD)
         self._pool = ProcessPoolExecutor(
             max_workers=workers,
             mp_context=context,
@@ -57,6 +59,7 @@ class DayPool:
         self._pending: Iterator[str] = iter(days)
         self._futures: dict[str, Future] = {}
         self._closed = False
+        self._pool.submit(int)  # start the workers now, before the step reads anything
 
     def take(self, day: str) -> tuple[Any, dict[str, Any]]:
         """``day``'s value and the metadata its compute added (raising what it raised)."""
@@ -93,12 +96,20 @@ class DayPool:
         return True
 
 
+def _start_method() -> str:
+    """``fork`` in a step process of the multiprocess executor: a fresh process that has run
+    nothing but this step, so its workers start at once with everything imported. Elsewhere
+    ``forkserver``: an in-process run may have used DuckDB (Feast's offline store) already,
+    whose threads a forked child would inherit stopped, holding their locks."""
+    return "fork" if multiprocessing.parent_process() is not None else "forkserver"
+
+
 def _shutdown(pool: ProcessPoolExecutor) -> None:
     pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _start_worker(settings_json: str, resource_keys: list[str]) -> None:
-    from ml_assets.definitions import build_resources
+    from ml_assets.resources import build_resources
     from ml_assets.settings import Settings
 
     settings = Settings.model_validate_json(settings_json)
@@ -109,7 +120,7 @@ def _start_worker(settings_json: str, resource_keys: list[str]) -> None:
 
 
 def _compute_day(compute: Compute, day: str, inputs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    from ml_assets.assets.daily_asset import DayContext
+    from ml_assets.assets.day_context import DayContext
 
     ctx = DayContext(day, _WORKER["settings"], _WORKER["resources"], _WORKER["shared"], _NO_RUN)
     return compute(day, inputs, ctx), ctx.metadata

@@ -44,14 +44,23 @@ def settings(tmp_path: Path, landing_dir: Path):
     return small_settings(tmp_path, landing_dir, seed=7)
 
 
-def test_days_come_back_in_order_with_their_metadata(settings) -> None:
+@pytest.mark.parametrize("start_method", ["fork", "forkserver"])
+def test_days_come_back_in_order_with_their_metadata(settings, start_method: str) -> None:
     asked: list[str] = []
 
     def inputs(day: str) -> dict[str, Any]:
         asked.append(day)
         return _flights(day)
 
-    pool = DayPool(double_delays, settings, ["feature_store"], DAYS, inputs, workers=2)
+    pool = DayPool(
+        double_delays,
+        settings,
+        ["feature_store"],
+        DAYS,
+        inputs,
+        workers=2,
+        start_method=start_method,
+    )
     first, metadata = pool.take(DAYS[0])
     assert asked == DAYS[:4]  # the day taken and workers + 1 more: look-ahead is bounded
     assert list(first["dep_delay"]) == [0]
@@ -80,3 +89,15 @@ def test_a_workers_day_has_no_dagster_context(settings) -> None:
     pool = DayPool(ask_for_dagster, settings, [], DAYS[:2], _flights, workers=2)
     with pytest.raises(TypeError, match="without a Dagster context .*parallel=False"):
         pool.take(DAYS[0])
+
+
+def test_workers_are_forked_only_from_a_step_process() -> None:
+    """A multiprocess step's own process forks its workers; an in-process run (this one) may
+    have run DuckDB already, so its workers come from a forkserver."""
+    import multiprocessing
+
+    from ml_assets.assets.day_pool import _start_method
+
+    assert _start_method() == "forkserver"
+    with multiprocessing.get_context("spawn").Pool(1) as child:
+        assert child.apply(_start_method) == "fork"
