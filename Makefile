@@ -27,7 +27,7 @@ check: sync  ## definitions load and validate, lint
 	$(UV) run ruff format --check ml_assets ml_assets_tests bench
 
 ui: sync  ## the Dagster UI on the project's instance: http://127.0.0.1:3000
-	$(UV) run dagster dev -h 127.0.0.1 -p 3000
+	DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=true $(UV) run dagster dev -h 127.0.0.1 -p 3000
 
 up: sync  ## webserver + daemon (ml-assets up): http://127.0.0.1:3000 once healthy; Ctrl-C stops both
 	$(UV) run ml-assets up --host 127.0.0.1 --port 3000

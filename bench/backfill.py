@@ -259,10 +259,15 @@ def _workspace(path: Path) -> Path:
     return path
 
 
+SEED_RANGE_DAYS = 5  # warm days the seed runs the whole graph for as one range run
+
+
 def seed(root: Path, warm: list[str]) -> None:
     """Untimed: planes, then raw and features (and their online rows) for the warm days, and
-    the whole graph for the last of them (the plan then knows every step's duration, and the
-    registry holds a champion, as in an instance that has been running)."""
+    the whole graph for their last days: a range run over ``SEED_RANGE_DAYS`` days, then a run
+    of the last day. So the registry holds a champion and the instance the history of a running
+    one: each step's durations at two lengths, from which the plan fits its fixed and per-day
+    seconds (``backfill_plan.fit_step_costs``)."""
     import dagster as dg
 
     from ml_assets.definitions import build_defs
@@ -271,9 +276,11 @@ def seed(root: Path, warm: list[str]) -> None:
     from ml_assets.settings import Settings
 
     defs = build_defs(Settings.from_env())
+    graph_days = warm[-SEED_RANGE_DAYS - 1 : -1]
     with dg.DagsterInstance.from_config(str(root / "home")) as instance:
         runs = materialize_days(defs, instance, REFERENCE_JOB, [None])
         runs.append(materialize_range(defs, instance, FEATURES_JOB, warm[0], warm[-1]))
+        runs.append(materialize_range(defs, instance, DAILY_JOB, graph_days[0], graph_days[-1]))
         runs.append(materialize_range(defs, instance, DAILY_JOB, warm[-1], warm[-1]))
         assert all(r.success for r in runs), runs
 
@@ -289,20 +296,23 @@ def through_dagster(
         partitioned_assets,
         wait_backfill,
     )
-    from ml_assets.operations.supervisor import commands, stop, wait_healthy
+    from ml_assets.operations.supervisor import DAGSTER_ENV, commands, stop, wait_healthy
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     argv = commands("127.0.0.1", port, _workspace(root / "workspace.yaml"))
     log = (root / "up.log").open("w")
     processes = {
-        name: subprocess.Popen(cmd, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT)
+        name: subprocess.Popen(
+            cmd, env={**DAGSTER_ENV, **os.environ}, stdout=log, stderr=subprocess.STDOUT
+        )
         for name, cmd in argv.items()
     }
     try:
         up_started = time.perf_counter()
         wait_healthy(url, processes, timeout_s=300)
         up_s = time.perf_counter() - up_started
+        _at_mid_cycle(root / "home")
         assets = partitioned_assets(url, DAILY_GROUPS)
         started, busy = time.time(), machine_cpu()
         backfill_id = launch_backfill(url, days[0], days[-1], assets, "bench/backfill.py")
@@ -315,6 +325,27 @@ def through_dagster(
     finally:
         stop(list(processes.values()))
         log.close()
+
+
+def _at_mid_cycle(home: Path) -> None:
+    """Sleep (untimed) to the middle of the backfill daemon's cycle.
+
+    ``dagster-daemon``'s backfill loop looks for new backfills every 30 s from its start
+    (``backfill_plan.DAEMON_TICK_S``, not configurable); a request to a long-running instance
+    lands at a uniformly random point of that cycle and waits 15 s on average. A daemon started
+    just before the request would make the bench wait nearly the whole cycle instead. The
+    daemon writes its heartbeat as an iteration starts, so the cycle's phase is known.
+    """
+    import dagster as dg
+
+    from ml_assets.operations.backfill_plan import DAEMON_TICK_S
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        beat = instance.get_daemon_heartbeats()["BACKFILL"].timestamp
+    target = beat + DAEMON_TICK_S / 2
+    while target < time.time() + 0.5:
+        target += DAEMON_TICK_S
+    time.sleep(target - time.time())
 
 
 def machine_cpu() -> float:
@@ -479,7 +510,9 @@ def main() -> None:
         root = tmp / "fair"
         root.mkdir()
         settings = Settings.from_env(_env(root, landing, catalog, args.window_days))
-        seconds, cpu, stages = fair_baseline(settings, days, warm, machine_cpu)
+        seconds, cpu, stages = fair_baseline(
+            settings, days, warm, machine_cpu, seed_graph_days=SEED_RANGE_DAYS + 1
+        )
         fair = (seconds, cpu)
         detail = ", ".join(f"{k} {v:.1f}" for k, v in stages.items())
         print(
@@ -544,6 +577,10 @@ def main() -> None:
     for step, seconds in list(facts["step_seconds"].items())[:12]:
         print(f"        {step:34s} {seconds:8.1f} s")
     print(f"    webserver + daemon healthy after {up_s:.1f} s (not counted)")
+    print("the plan from the runs before it (ml-assets plan-backfill --compare):")
+    from ml_assets.operations.cli import main as cli
+
+    cli(["plan-backfill", "--compare", "--start", days[0], "--end", days[-1]])
     dagster_import, location = load_time()
     print(
         f"code location load: import dagster {dagster_import:.2f} s, + definitions {location:.2f} s"

@@ -119,6 +119,9 @@ def training_threads(profile: str, settings: Settings) -> int:
     return max(1, min(wanted, (os.cpu_count() or 1) // max(steps, 1)))
 
 
+PARALLEL_DAYS_TAG = "ml_assets/parallel_days"  # op tag: the asset's range runs use day_workers
+
+
 def day_workers(settings: Settings) -> int:
     """Processes a range run's parallel asset computes its days on (``assets/day_pool.py``):
     ``settings.range_workers`` if set; on Kubernetes 1 (a step's pod has its one request);

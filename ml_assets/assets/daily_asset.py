@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import dagster as dg
 
+from ml_assets import k8s
 from ml_assets.assets import OWNERS
 from ml_assets.assets.data_errors import persistent_failures
 from ml_assets.assets.day_context import Compute, DayContext
@@ -141,13 +142,17 @@ def daily_asset(spec: DailyAssetSpec, settings: Settings, compute: Compute) -> d
         deps=list(spec.deps) or None,
         metadata=dict(spec.metadata) or None,
         tags=dict(spec.tags) or None,
-        op_tags=dict(spec.op_tags) or None,
+        op_tags=_op_tags(spec) or None,
         pool=spec.pool,
         freshness_policy=spec.freshness_policy,
     )(classified(body))
 
 
 _KEYWORD = inspect.Parameter.POSITIONAL_OR_KEYWORD
+
+
+def _op_tags(spec: DailyAssetSpec) -> dict[str, Any]:
+    return {**spec.op_tags, **({k8s.PARALLEL_DAYS_TAG: "true"} if spec.parallel else {})}
 
 
 def _run(
@@ -205,8 +210,6 @@ def _day_pool(
     inputs: dict[str, Any],
 ) -> DayPool | None:
     """Worker processes for a parallel asset's range run of several days, else None."""
-    from ml_assets import k8s
-
     if not (spec.parallel and in_range_run(context) and len(context.partition_keys) > 1):
         return None
     workers = k8s.day_workers(settings)

@@ -51,6 +51,5 @@ def build_leaderboard_asset(settings: Settings, catalog: list[CatalogEntry]) -> 
         describe=_board_summary,
         backfill="model",
         lazy=True,
-        parallel=True,
     )
     return daily_asset(spec, settings, model_leaderboard)

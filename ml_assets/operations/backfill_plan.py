@@ -1,17 +1,22 @@
 """A backfill's cost before it runs: runs, steps, CPU/GPU-hours, wall-clock and money.
 
 :func:`plan_backfill` is pure: it takes the steps of the job (asset or check, its backfill
-policy, resource profile, spot), the days, seconds per step-day (observed or default), the
-concurrency limits and a price table, and returns a :class:`Plan`. The ``collect_*`` functions
-read those inputs from the definitions and the instance's event log; :func:`actual_backfill`
-reads what a finished backfill really cost, for ``ml-assets plan-backfill --compare``.
+policy, resource profile, spot, whether its range computes days in parallel), the days, each
+step's seconds per day and fixed seconds per run (observed or default), the concurrency limits
+and a price table, and returns a :class:`Plan`. The ``collect_*`` functions and :func:`observe`
+read those inputs from the definitions and the instance's event log (:func:`fit_step_costs`);
+:func:`actual_backfill` reads what a finished backfill really cost, for
+``ml-assets plan-backfill --compare``.
 
 The model: steps of single-run assets (and their checks) run once for the whole range (or in
-chunks of ``max_partitions_per_run`` days), each of them taking its per-day seconds times the
-days; every other step runs once per day, in one run per day. Range runs go first (the per-day
-runs read their output), then the per-day runs, at most ``max_concurrent_runs`` at a time and
-with GPU steps limited by the GPU pool. Steps inside a run run one after another (the
-in-process executor).
+chunks of ``max_partitions_per_run`` days); every other step runs once per day, in one run per
+day. A step doing ``n`` days takes its fixed seconds plus ``n`` times its seconds per day (over
+``day_workers`` processes for a parallel step's range). Inside a run, steps go depth after depth
+of the graph, those of one depth side by side on the executor's slots, each paying a step's
+start. Range runs go first (the per-day runs read their output), each stage on a tick of the
+backfill daemon, then the per-day runs, at most ``max_concurrent_runs`` at a time and with GPU
+steps limited by the GPU pool. CPU-hours bill each step's duration times its profile's CPU
+request, as Kubernetes does.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import heapq
 import statistics
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from ml_assets import k8s
@@ -46,6 +51,7 @@ class Step:
     profile: str = k8s.DEFAULT_PROFILE
     spot: bool = False
     depth: int = 0  # longest chain of steps before it in the graph
+    parallel: bool = False  # a range run computes its days on Limits.day_workers processes
 
     @property
     def cpus(self) -> float:
@@ -64,6 +70,7 @@ class Limits:
     step_slots: int = 1
     step_overhead_s: float = 0.0
     daemon_tick_s: float = 0.0  # the backfill daemon submits each stage's runs on its next tick
+    day_workers: int = 1  # processes of a parallel step's range run (k8s.day_workers)
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,7 @@ class Plan:
     cost_on_demand: float
     cost_spot: float
     seconds_per_step_day: dict[str, float] = field(default_factory=dict)
+    fixed_seconds_per_step: dict[str, float] = field(default_factory=dict)
     skipped_step_days: int = 0
     observed: set[str] = field(default_factory=set)
 
@@ -118,42 +126,52 @@ def plan_backfill(
     prices: Prices,
     job_backfill: bool = False,
     todo: Mapping[str, Collection[str]] | None = None,
+    fixed_seconds_per_step: Mapping[str, float] | None = None,
 ) -> Plan:
     """The runs and steps a backfill of ``steps`` over ``days`` launches, and what they cost.
 
-    ``job_backfill``: launched as a backfill of the job (``dagster job backfill``, the job's
-    page), which runs every day on its own unless every asset of the job is single-run.
-    ``todo``: only these days of each asset (the stale ones); a step of an asset runs with it.
+    A step doing ``n`` days takes its fixed seconds plus its seconds per day times ``n``
+    (divided by ``limits.day_workers`` for a parallel step's range). ``job_backfill``: launched
+    as a backfill of the job (``dagster job backfill``, the job's page), which runs every day on
+    its own unless every asset of the job is single-run. ``todo``: only these days of each asset
+    (the stale ones); a step of an asset runs with it.
     """
     seconds = {s.name: float(seconds_per_step_day.get(s.name, default_step_s)) for s in steps}
+    fixed = {s.name: float((fixed_seconds_per_step or {}).get(s.name, 0.0)) for s in steps}
     if job_backfill and not all(s.single_run for s in steps):
-        steps = [Step(s.name, s.asset, False, None, s.profile, s.spot, s.depth) for s in steps]
+        steps = [replace(s, single_run=False, max_days_per_run=None) for s in steps]
 
     def does(step: Step, day: str) -> bool:
         return todo is None or day in todo.get(step.asset, ())
+
+    def took(step: Step, n: int, ranged: bool) -> tuple[Step, int, float]:
+        workers = limits.day_workers if step.parallel and ranged and n > 1 else 1
+        return step, n, (fixed[step.name] + seconds[step.name] * n / workers if n else 0.0)
 
     runs: list[PlannedRun] = []
     ranged: dict[int | None, list[Step]] = defaultdict(list)
     for step in steps:
         if step.single_run:
             ranged[step.max_days_per_run].append(step)
+    bill = Bill()
+    done = 0
     for stage, (size, group) in enumerate(ranged.items()):
         wanted = [d for d in days if any(does(s, d) for s in group)]
         for chunk in _chunks(wanted, size):
-            work = [(s, sum(does(s, d) for d in chunk)) for s in group]
-            runs.append(_run(chunk, work, seconds, limits, ranged=True, stage=stage))
+            work = [took(s, sum(does(s, d) for d in chunk), True) for s in group]
+            runs.append(_run(chunk, work, limits, ranged=True, stage=stage))
+            for s, n, step_s in work:
+                bill.add(s, step_s, prices)
+                done += n
     daily = [s for s in steps if not s.single_run]
     per_day = []
     for day in days:
-        work = [(s, 1) for s in daily if does(s, day)]
+        work = [took(s, 1, False) for s in daily if does(s, day)]
         if work:
-            per_day.append(_run((day,), work, seconds, limits, ranged=False))
-    bill = Bill()
-    done = 0
-    for step in steps:
-        n = sum(does(step, d) for d in days)
-        done += n
-        bill.add(step, seconds[step.name] * n, prices)
+            per_day.append(_run((day,), work, limits, ranged=False))
+        for s, n, step_s in work:
+            bill.add(s, step_s, prices)
+            done += n
     return Plan(
         days=list(days),
         runs=runs + per_day,
@@ -163,6 +181,7 @@ def plan_backfill(
         cost_on_demand=bill.on_demand,
         cost_spot=bill.spot,
         seconds_per_step_day=seconds,
+        fixed_seconds_per_step=fixed,
         skipped_step_days=len(steps) * len(days) - done,
     )
 
@@ -187,26 +206,23 @@ class Bill:
 
 def _run(
     days: tuple[str, ...],
-    work: Sequence[tuple[Step, int]],
-    seconds: Mapping[str, float],
+    work: Sequence[tuple[Step, int, float]],
     limits: Limits,
     ranged: bool,
     stage: int = 0,
 ) -> PlannedRun:
-    """A run over ``days`` doing each step for its number of days: depth after depth, the steps
-    of one depth on the executor's slots, longest first (as step priorities order them)."""
-    done = [(s, n) for s, n in work if n]
+    """A run over ``days`` doing each step (for its days, in its seconds): depth after depth,
+    the steps of one depth on the executor's slots, longest first (as step priorities order
+    them)."""
+    done = [(s, t) for s, n, t in work if n]
     wall = sum(
         _list_schedule(
-            sorted(
-                (seconds[s.name] * n + limits.step_overhead_s for s, n in done if s.depth == depth),
-                reverse=True,
-            ),
+            sorted((t + limits.step_overhead_s for s, t in done if s.depth == depth), reverse=True),
             limits.step_slots,
         )
         for depth in sorted({s.depth for s, _ in done})
     )
-    gpu = sum(seconds[s.name] * n for s, n in done if s.gpus)
+    gpu = sum(t for s, t in done if s.gpus)
     names = tuple(s.name for s, _ in done)
     return PlannedRun(days, names, limits.run_overhead_s + wall, gpu, ranged, stage)
 
@@ -321,6 +337,7 @@ def collect_steps(defs: dg.Definitions, job: str, job_backfill: bool = False) ->
                 profile=str(tags.get("ml_assets/profile", k8s.DEFAULT_PROFILE)),
                 spot=tags.get("ml_assets/spot") == "true",
                 depth=depth,
+                parallel=tags.get(k8s.PARALLEL_DAYS_TAG) == "true",
             )
         )
     return steps
@@ -346,11 +363,32 @@ def run_days(tags: Mapping[str, str], partitions: Sequence[str]) -> list[str]:
 
 @dataclass
 class Observed:
-    """Seconds per step-day (median over runs) and per-run overhead seen in the event log."""
+    """Per step: seconds per day and fixed seconds per run, fitted to the step durations of the
+    event log's runs (see :func:`fit_step_costs`); and the per-run overhead seen."""
 
     seconds_per_step_day: dict[str, float]
     run_overhead_s: float | None
     runs: int
+    fixed_seconds_per_step: dict[str, float] = field(default_factory=dict)
+
+
+def fit_step_costs(samples: Sequence[tuple[float, float]]) -> tuple[float, float]:
+    """``(fixed, per_day)`` with ``seconds = fixed + per_day * days`` over ``(days, seconds)``
+    samples: least squares (both at least 0) when the samples' days differ; from runs of one
+    length only, all of it per day (the fixed part cannot be told apart)."""
+    xs = [x for x, _ in samples]
+    if len(set(xs)) < 2:
+        return 0.0, statistics.median(seconds / x for x, seconds in samples)
+    mean_x, mean_y = statistics.fmean(xs), statistics.fmean(y for _, y in samples)
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in samples) / sum(
+        (x - mean_x) ** 2 for x in xs
+    )
+    if slope <= 0:
+        return mean_y, 0.0
+    fixed = mean_y - slope * mean_x
+    if fixed < 0:
+        return 0.0, sum(y for _, y in samples) / sum(xs)
+    return fixed, slope
 
 
 def observe(
@@ -359,16 +397,18 @@ def observe(
     before: float | None = None,
     limit: int = 200,
     backfill_id: str | None = None,
+    parallel: Collection[str] = (),
+    day_workers: int = 1,
 ) -> Observed:
-    """Step durations of the latest successful runs
-    (ended before ``before``, or of one backfill)."""
+    """Step costs from the latest successful runs (ended before ``before``, or of one
+    backfill). A ``parallel`` step's range of ``n`` days counts as ``n / day_workers`` days."""
     import dagster as dg
 
     tags = {BACKFILL: backfill_id} if backfill_id else None
     records = instance.get_run_records(
         dg.RunsFilter(statuses=[dg.DagsterRunStatus.SUCCESS], tags=tags), limit=limit
     )
-    samples: dict[str, list[float]] = defaultdict(list)
+    samples: dict[str, list[tuple[float, float]]] = defaultdict(list)
     overheads = []
     used = 0
     for record in records:
@@ -385,13 +425,16 @@ def observe(
         for stat in stats:
             seconds = stat.end_time - stat.start_time
             busy += seconds
-            samples[stat.step_key].append(seconds / len(days))
+            pooled = stat.step_key in parallel and len(days) > 1
+            samples[stat.step_key].append((len(days) / (day_workers if pooled else 1), seconds))
         if record.start_time and record.end_time:
             overheads.append(max(record.end_time - record.start_time - busy, 0.0))
+    costs = {key: fit_step_costs(v) for key, v in samples.items()}
     return Observed(
-        {key: statistics.median(v) for key, v in samples.items()},
+        {key: per_day for key, (_, per_day) in costs.items()},
         statistics.median(overheads) if overheads else None,
         used,
+        {key: fixed for key, (fixed, _) in costs.items()},
     )
 
 
@@ -422,6 +465,7 @@ def limits_from(instance: dg.DagsterInstance, settings: Settings, overhead: floa
         step_slots=slots.get(settings.executor, 1),
         step_overhead_s=0.0 if in_process else settings.backfill_step_overhead_s,
         daemon_tick_s=DAEMON_TICK_S,
+        day_workers=k8s.day_workers(settings),
     )
 
 
@@ -448,7 +492,14 @@ def plan_from_instance(
     from ml_assets.partitions import daily
 
     steps = collect_steps(defs, job, job_backfill)
-    observed = observe(instance, daily.get_partition_keys(), before=before)
+    parallel = {s.name for s in steps if s.parallel}
+    observed = observe(
+        instance,
+        daily.get_partition_keys(),
+        before=before,
+        parallel=parallel,
+        day_workers=k8s.day_workers(settings),
+    )
     seen = observed.seconds_per_step_day
     known = {s.name: seen[s.name] for s in steps if s.name in seen}
     plan = plan_backfill(
@@ -460,6 +511,7 @@ def plan_from_instance(
         prices_from(settings),
         job_backfill=job_backfill,
         todo=todo,
+        fixed_seconds_per_step=observed.fixed_seconds_per_step,
     )
     plan.observed = set(known)
     return plan

@@ -18,6 +18,7 @@ from ml_assets.operations.backfill_plan import (
     Prices,
     Step,
     collect_steps,
+    fit_step_costs,
     format_plan,
     observe,
     plan_backfill,
@@ -125,6 +126,39 @@ def test_contract_checks_of_a_range_judge_every_day(lakes) -> None:
         assert evaluation.metadata["days"].value == 2
 
 
+def _contract_days(instance: dg.DagsterInstance) -> dict[tuple[str, str], dict]:
+    """Each (asset, day)'s contract verdict as its evaluation recorded it."""
+    out = {}
+    for record in instance.get_run_records():
+        tag = record.dagster_run.tags.get("dagster/partition")
+        for entry in instance.all_logs(
+            record.dagster_run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        ):
+            evaluation = entry.dagster_event.event_specific_data
+            day = evaluation.partition or tag
+            if evaluation.check_name == "contract" and day:
+                metadata = {k: v.value for k, v in evaluation.metadata.items()}
+                out[(evaluation.asset_key.path[-1], day)] = {
+                    "passed": evaluation.passed,
+                    **metadata,
+                }
+    return out
+
+
+def test_a_range_runs_checks_keep_the_verdict_its_contract_gate_gave(lakes) -> None:
+    """In a range run, a day the run wrote is not read and validated again: its check reports
+    what re-validating it in a daily run reports."""
+    _, daily, _, ranged, _ = lakes
+    by_range, by_day = _contract_days(ranged), _contract_days(daily)
+    checked = ("raw_flights", "raw_weather", "flight_features", "traffic_features")
+    assert {(a, d) for a in checked for d in DAYS} <= set(by_range)
+    for key, verdict in by_range.items():
+        assert verdict["validated"].startswith("as written, by the contract gate of this run")
+        again = by_day[key]
+        for field in ("passed", "rows", "failing_rows", "quarantined_rows", "severity"):
+            assert verdict[field] == again[field], (key, field)
+
+
 # -- the plan ----------------------------------------------------------------------------------
 
 PRICES = Prices(cpu_on_demand=0.04, cpu_spot=0.01, gpu_on_demand=0.40, gpu_spot=0.10)
@@ -188,6 +222,33 @@ def test_plan_of_one_range_run_runs_steps_of_one_depth_side_by_side() -> None:
     assert parallel.cpu_hours == serial.cpu_hours  # the bill is the same work
     ticked = plan_backfill(TEN_DAYS, steps, seconds, 5.0, replace(two, daemon_tick_s=30.0), PRICES)
     assert ticked.wall_clock_s == pytest.approx(parallel.wall_clock_s + 30.0)  # one stage
+
+
+def test_a_parallel_steps_range_spreads_its_days_over_the_workers() -> None:
+    steps = [
+        Step("training_set", "training_set", single_run=True, parallel=True),
+        Step("model__a", "model__a", single_run=True, depth=1),
+    ]
+    per_day, fixed = {"training_set": 2.0, "model__a": 3.0}, {"training_set": 4.0, "model__a": 1.0}
+    limits = Limits(5, 1, 0.0, day_workers=2)
+    plan = plan_backfill(
+        TEN_DAYS, steps, per_day, 5.0, limits, PRICES, fixed_seconds_per_step=fixed
+    )
+    (run,) = plan.runs
+    assert run.seconds == pytest.approx((4.0 + 2.0 * 10 / 2) + (1.0 + 3.0 * 10))
+    assert plan.cpu_hours == pytest.approx(run.seconds / 3600)  # a step's duration, billed
+    one_day = plan_backfill(
+        TEN_DAYS[:1], steps, per_day, 5.0, limits, PRICES, fixed_seconds_per_step=fixed
+    )
+    assert one_day.runs[0].seconds == pytest.approx((4.0 + 2.0) + (1.0 + 3.0))  # no pool
+
+
+def test_step_costs_are_fitted_from_runs_of_different_lengths() -> None:
+    # 5 s to start and 2 s a day: a day run (7 s) and two 10-day ranges (25 s)
+    assert fit_step_costs([(1, 7.0), (10, 25.0), (10, 25.0)]) == pytest.approx((5.0, 2.0))
+    assert fit_step_costs([(1, 7.0), (1, 9.0)]) == (0.0, 8.0)  # one length: all of it per day
+    assert fit_step_costs([(1, 1.2), (56, 1.0)]) == pytest.approx((1.1, 0.0))  # days cost nothing
+    assert fit_step_costs([(1, 1.0), (10, 30.0)]) == pytest.approx((0.0, 31.0 / 11))  # no start
 
 
 def test_plan_wall_clock_follows_the_queue_and_the_gpu_slots() -> None:
