@@ -69,7 +69,8 @@ class Limits:
     run_overhead_s: float = 5.0
     step_slots: int = 1
     step_overhead_s: float = 0.0
-    daemon_tick_s: float = 0.0  # the backfill daemon submits each stage's runs on its next tick
+    # the backfill daemon's cycle: a stage's runs wait for its next tick, half a cycle on average
+    daemon_tick_s: float = 0.0
     day_workers: int = 1  # processes of a parallel step's range run (k8s.day_workers)
 
 
@@ -230,9 +231,9 @@ def _run(
 def _wall_clock(ranged: list[PlannedRun], daily: list[PlannedRun], limits: Limits) -> float:
     """Range runs stage after stage (a stage's runs in parallel, up to the queue limit), then
     the day runs through the queue; never less than the GPU work divided by the GPU slots. Each
-    stage starts on a tick of the backfill daemon."""
+    stage starts on a tick of the backfill daemon: half its cycle later, on average."""
     stages = sorted({r.stage for r in ranged})
-    ticks = limits.daemon_tick_s * (len(stages) + bool(daily))
+    ticks = limits.daemon_tick_s / 2 * (len(stages) + bool(daily))
     first = ticks + sum(
         _list_schedule([r.seconds for r in ranged if r.stage == s], limits.max_concurrent_runs)
         for s in stages
