@@ -52,6 +52,7 @@ class Step:
     spot: bool = False
     depth: int = 0  # longest chain of steps before it in the graph
     parallel: bool = False  # a range run computes its days on Limits.day_workers processes
+    check: bool = False  # an asset check's step
 
     @property
     def cpus(self) -> float:
@@ -137,8 +138,17 @@ def plan_backfill(
     its own unless every asset of the job is single-run. ``todo``: only these days of each asset
     (the stale ones); a step of an asset runs with it.
     """
-    seconds = {s.name: float(seconds_per_step_day.get(s.name, default_step_s)) for s in steps}
-    fixed = {s.name: float((fixed_seconds_per_step or {}).get(s.name, 0.0)) for s in steps}
+    fixed_seen = fixed_seconds_per_step or {}
+    seconds: dict[str, float] = {}
+    fixed: dict[str, float] = {}
+    for s in steps:
+        if s.name in seconds_per_step_day or s.name in fixed_seen:
+            seconds[s.name] = float(seconds_per_step_day.get(s.name, 0.0))
+            fixed[s.name] = float(fixed_seen.get(s.name, 0.0))
+        elif s.check:  # never seen: a check's range step judges its days from their records
+            seconds[s.name], fixed[s.name] = 0.0, float(default_step_s)
+        else:
+            seconds[s.name], fixed[s.name] = float(default_step_s), 0.0
     if job_backfill and not all(s.single_run for s in steps):
         steps = [replace(s, single_run=False, max_days_per_run=None) for s in steps]
 
@@ -339,6 +349,7 @@ def collect_steps(defs: dg.Definitions, job: str, job_backfill: bool = False) ->
                 spot=tags.get("ml_assets/spot") == "true",
                 depth=depth,
                 parallel=tags.get(k8s.PARALLEL_DAYS_TAG) == "true",
+                check=not assets_def.keys,
             )
         )
     return steps

@@ -244,6 +244,15 @@ def test_a_parallel_steps_range_spreads_its_days_over_the_workers() -> None:
     assert one_day.runs[0].seconds == pytest.approx((4.0 + 2.0) + (1.0 + 3.0))  # no pool
 
 
+def test_a_check_never_seen_costs_the_default_once_per_run_an_asset_per_day() -> None:
+    steps = [
+        Step("raw_flights", "raw_flights", single_run=True),
+        Step("raw_flights_freshness", "raw_flights", single_run=True, depth=1, check=True),
+    ]
+    (run,) = plan_backfill(TEN_DAYS, steps, {}, 3.0, Limits(5, 1, 0.0), PRICES).runs
+    assert run.seconds == pytest.approx(10 * 3.0 + 3.0)
+
+
 def test_step_costs_are_fitted_from_runs_of_different_lengths() -> None:
     # 5 s to start and 2 s a day: a day run (7 s) and two 10-day ranges (25 s)
     assert fit_step_costs([(1, 7.0), (10, 25.0), (10, 25.0)]) == pytest.approx((5.0, 2.0))
