@@ -4,8 +4,9 @@ A backfill runs the raw, feature, Feast and training-set assets once over its wh
 (``BackfillPolicy.single_run()``). Memory must not grow with the range: range inputs are read
 a day at a time and the training sets are written as they are computed. For each length this
 runs, in a fresh process and lake, one in-process run of those assets over the range and prints
-that process's peak RSS, the largest child's (the training-set workers, ``assets/day_pool.py``)
-and the wall-clock.
+that process's peak RSS and the wall-clock. (The training sets' worker processes,
+``assets/day_pool.py``, come from a forkserver, so they are not this process's children and are
+not counted; each holds one day's inputs and result at a time.)
 
 The first ``--warm`` days (raw data and features only, in a run of their own, not measured) give
 the first training set its history: ``min_training_rows`` needs about three weeks of flights.
@@ -83,9 +84,6 @@ def one_range(root: Path, landing: Path, warm: int, days: int) -> dict:
         "seconds": round(seconds, 1),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "peak_rss_before_run_mib": round(before / 1024, 1),
-        "largest_child_rss_mib": round(
-            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1
-        ),
     }
 
 
@@ -143,8 +141,7 @@ def main() -> None:
         print(
             f"{row['days']:4d} days {row['range']}: {row['training_sets']} training sets, "
             f"{row['seconds']:7.1f} s; peak RSS of the run's process {row['peak_rss_mib']:7.1f} "
-            f"MiB (before the run {row['peak_rss_before_run_mib']:.1f}), largest worker "
-            f"{row['largest_child_rss_mib']:.1f} MiB"
+            f"MiB (before the run {row['peak_rss_before_run_mib']:.1f})"
         )
     if len(rows) > 1:
         print(
