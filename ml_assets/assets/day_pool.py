@@ -4,9 +4,9 @@ A ``parallel`` daily asset (``DailyAssetSpec.parallel``) computes each day from 
 settings and resources only, so the days of a range run need not wait for each other: the step
 cuts each day's inputs as a daily run would see them, sends them to a pool of
 ``k8s.day_workers`` processes a few days ahead, and takes the results back in day order, where
-the contract gate and the lake handle them as before. The workers are forked from the step's
-process (see :func:`_start_method`) and build the step's resources from the same settings
-(``resources.build_resources``). A worker's day has no Dagster context: it may add metadata,
+the contract gate and the lake handle them as before. The workers are forked from a forkserver
+that imported the pipeline once (``execution.FORKSERVER_PRELOAD``), and build the step's
+resources from the same settings (``resources.build_resources``). A worker's day has no Dagster context: it may add metadata,
 which travels back with its value, but not log or read the instance.
 """
 
@@ -44,7 +44,10 @@ class DayPool:
     ) -> None:
         from ml_assets.execution import FORKSERVER_PRELOAD
 
-        context = multiprocessing.get_context(start_method or _start_method())
+        # forkserver: the step's process may have run DuckDB (Feast's offline store) already,
+        # whose threads a forked child would inherit stopped, holding their locks; an in-process
+        # run worker (itself a multiprocessing child) does
+        context = multiprocessing.get_context(start_method or "forkserver")
         if context.get_start_method() == "forkserver":
             context.set_forkserver_preload(FORKSERVER_PRELOAD)
         self._pool = ProcessPoolExecutor(
@@ -94,14 +97,6 @@ class DayPool:
             return False
         self._futures[day] = self._pool.submit(_compute_day, self._compute, day, self._inputs(day))
         return True
-
-
-def _start_method() -> str:
-    """``fork`` in a step process of the multiprocess executor: a fresh process that has run
-    nothing but this step, so its workers start at once with everything imported. Elsewhere
-    ``forkserver``: an in-process run may have used DuckDB (Feast's offline store) already,
-    whose threads a forked child would inherit stopped, holding their locks."""
-    return "fork" if multiprocessing.parent_process() is not None else "forkserver"
 
 
 def _shutdown(pool: ProcessPoolExecutor) -> None:

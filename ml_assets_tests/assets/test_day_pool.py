@@ -89,15 +89,3 @@ def test_a_workers_day_has_no_dagster_context(settings) -> None:
     pool = DayPool(ask_for_dagster, settings, [], DAYS[:2], _flights, workers=2)
     with pytest.raises(TypeError, match="without a Dagster context .*parallel=False"):
         pool.take(DAYS[0])
-
-
-def test_workers_are_forked_only_from_a_step_process() -> None:
-    """A multiprocess step's own process forks its workers; an in-process run (this one) may
-    have run DuckDB already, so its workers come from a forkserver."""
-    import multiprocessing
-
-    from ml_assets.assets.day_pool import _start_method
-
-    assert _start_method() == "forkserver"
-    with multiprocessing.get_context("spawn").Pool(1) as child:
-        assert child.apply(_start_method) == "fork"
