@@ -299,11 +299,24 @@ def _materialization_metadata(
     return metadata, records[0].run_id
 
 
-def evaluate_written(asset: str, settings: Settings, stored: dict[str, Any]) -> dg.AssetCheckResult:
-    """The verdict of the contract gate that wrote the partition, earlier in this run: what it
-    stored are the rows that passed (the rest went to quarantine), so the contract holds."""
+def _quarantine_metadata(stored: dict[str, Any], quarantined: int) -> dict[str, Any]:
+    """Where the materialization's quarantined rows went, with a few of them."""
+    from ml_assets.checks.validation import rows_markdown
     from ml_assets.resources.lake import read_quarantine
 
+    if not quarantined:
+        return {}
+    path = str(stored.get("quarantine_file"))
+    metadata: dict[str, Any] = {"quarantine_file": dg.MetadataValue.path(path)}
+    rows = read_quarantine(path)
+    if rows is not None:
+        metadata["quarantine_examples"] = dg.MetadataValue.md(rows_markdown(rows))
+    return metadata
+
+
+def evaluate_written(settings: Settings, stored: dict[str, Any]) -> dg.AssetCheckResult:
+    """The verdict of the contract gate that wrote the partition, earlier in this run: what it
+    stored are the rows that passed (the rest went to quarantine), so the contract holds."""
     quarantined = int(stored.get("quarantined_rows") or 0)
     rows_in = int(stored["contract_rows_checked"])
     metadata: dict[str, Any] = {
@@ -313,21 +326,14 @@ def evaluate_written(asset: str, settings: Settings, stored: dict[str, Any]) -> 
         "quarantined_rows": quarantined,
         "quarantine_limit_rows": round(quarantine_limit(settings, rows_in), 2),
         "validated": f"as written, by the contract gate of this run ({stored['contract']})",
+        **_quarantine_metadata(stored, quarantined),
+        "severity": "WARN" if quarantined else "OK",
     }
-    if quarantined:
-        from ml_assets.checks.validation import rows_markdown
-
-        path = str(stored.get("quarantine_file"))
-        metadata["quarantine_file"] = dg.MetadataValue.path(path)
-        rows = read_quarantine(path)
-        if rows is not None:
-            metadata["quarantine_examples"] = dg.MetadataValue.md(rows_markdown(rows))
-        description = f"{quarantined} rows were quarantined when this partition was materialized"
-    metadata["severity"] = "WARN" if quarantined else "OK"
+    described = f"{quarantined} rows were quarantined when this partition was materialized"
     return dg.AssetCheckResult(
         passed=not quarantined,
         severity=dg.AssetCheckSeverity.WARN if quarantined else dg.AssetCheckSeverity.ERROR,
-        description=description if quarantined else "contract holds",
+        description=described if quarantined else "contract holds",
         metadata=metadata,
     )
 
@@ -341,7 +347,6 @@ def evaluate_stored(
 ) -> dg.AssetCheckResult:
     """The check's verdict on a stored partition plus the quarantine of its materialization."""
     from ml_assets.checks.validation import failures_markdown, rows_markdown, validate
-    from ml_assets.resources.lake import read_quarantine
 
     verdict = validate(asset, frame, params)
     quarantined = int(stored.get("quarantined_rows") or 0)
@@ -355,12 +360,7 @@ def evaluate_stored(
     }
     if not verdict.passed:
         metadata["examples"] = dg.MetadataValue.md(rows_markdown(verdict.examples()))
-    if quarantined:
-        path = str(stored.get("quarantine_file"))
-        metadata["quarantine_file"] = dg.MetadataValue.path(path)
-        rows = read_quarantine(path)
-        if rows is not None:
-            metadata["quarantine_examples"] = dg.MetadataValue.md(rows_markdown(rows))
+    metadata.update(_quarantine_metadata(stored, quarantined))
     if not verdict.passed:
         severity, description = dg.AssetCheckSeverity.ERROR, "stored partition breaks its contract"
     elif quarantined:
@@ -405,7 +405,7 @@ def build_contract_check(asset: str, settings: Settings) -> dg.AssetChecksDefini
             stored, run_id = _materialization_metadata(context, asset, partition)
             written_here = run_id == context.op_execution_context.run_id
             if range_run and written_here and "contract_rows_checked" in stored:
-                return evaluate_written(asset, settings, stored)
+                return evaluate_written(settings, stored)
             params = contract_params(settings, partition, references)
             return evaluate_stored(asset, load(), params, settings, stored)
 

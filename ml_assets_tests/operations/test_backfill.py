@@ -323,7 +323,9 @@ def test_plan_reads_policies_and_durations_from_real_runs(lakes) -> None:
         observed = observe(instance, DAYS)
         assert observed.runs == runs
         assert set(CHEAP_STEPS) <= set(observed.seconds_per_step_day)
-        assert all(v > 0 for v in observed.seconds_per_step_day.values())
+        # a step's cost: per day, or fixed when runs of two lengths took about as long
+        costs = observed.seconds_per_step_day, observed.fixed_seconds_per_step
+        assert all(costs[0][k] + costs[1][k] > 0 for k in costs[0])
     plan = plan_from_instance(defs, daily, daily_settings, DAILY_JOB, TEN_DAYS)
     assert set(CHEAP_STEPS) <= plan.observed and "training_set" not in plan.observed
     assert plan.seconds_per_step_day["training_set"] == daily_settings.backfill_default_step_s
