@@ -267,7 +267,9 @@ def seed(root: Path, warm: list[str]) -> None:
     the whole graph for their last days: a range run over ``SEED_RANGE_DAYS`` days, then a run
     of the last day. So the registry holds a champion and the instance the history of a running
     one: each step's durations at two lengths, from which the plan fits its fixed and per-day
-    seconds (``backfill_plan.fit_step_costs``)."""
+    seconds (``backfill_plan.fit_step_costs``). The whole-graph runs go through the code
+    location's executor, steps side by side as in the backfill's run, so those durations carry
+    the same sharing of the cores."""
     import dagster as dg
 
     from ml_assets.definitions import build_defs
@@ -280,8 +282,9 @@ def seed(root: Path, warm: list[str]) -> None:
     with dg.DagsterInstance.from_config(str(root / "home")) as instance:
         runs = materialize_days(defs, instance, REFERENCE_JOB, [None])
         runs.append(materialize_range(defs, instance, FEATURES_JOB, warm[0], warm[-1]))
-        runs.append(materialize_range(defs, instance, DAILY_JOB, graph_days[0], graph_days[-1]))
-        runs.append(materialize_range(defs, instance, DAILY_JOB, warm[-1], warm[-1]))
+        for first in (graph_days[0], warm[-1]):
+            last = graph_days[-1] if first == graph_days[0] else first
+            runs.append(materialize_range(defs, instance, DAILY_JOB, first, last, launched=True))
         assert all(r.success for r in runs), runs
 
 

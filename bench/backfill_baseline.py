@@ -196,7 +196,7 @@ def fair_baseline(
     import pandas as pd
     from upath import UPath
 
-    from ml_assets.assets.feature_store_assets import online_window
+    from ml_assets.assets.feature_store_assets import materialize_days
     from ml_assets.checks.contracts import load_references
     from ml_assets.definitions import build_defs
     from ml_assets.feature_repo.feast_objects import feast_frames
@@ -287,8 +287,7 @@ def fair_baseline(
 
     def online(range_days: list[str]) -> None:
         store.apply()
-        start = online_window(range_days[0], horizon)[0]
-        store.materialize(start, online_window(range_days[-1], horizon)[1], range_days)
+        materialize_days(store, range_days, horizon)
 
     for i, day in enumerate(warm):
         ingest(i, day)

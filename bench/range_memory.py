@@ -24,8 +24,10 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 FIRST_DAY = "2013-01-01"
 RANGE_PART = ("raw", "features", "training")  # groups; the models are left out
@@ -33,6 +35,68 @@ RANGE_PART = ("raw", "features", "training")  # groups; the models are left out
 
 def _day(offset: int) -> str:
     return (dt.date.fromisoformat(FIRST_DAY) + dt.timedelta(days=offset)).isoformat()
+
+
+class RssSampler(threading.Thread):
+    """This process's resident memory, sampled every 0.2 s while the run goes on."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.samples: list[tuple[float, int]] = []
+        self.start()
+
+    def run(self) -> None:
+        page = os.sysconf("SC_PAGE_SIZE")
+        while True:
+            with open("/proc/self/statm") as statm:
+                self.samples.append((time.time(), int(statm.read().split()[1]) * page))
+            time.sleep(0.2)
+
+    def by_step(self, instance: Any, run_id: str) -> dict[str, float]:
+        """The peak RSS (MiB) while each step ran, from its start and end events."""
+        import dagster as dg
+
+        spans: dict[str, list[float]] = {}
+        for record in instance.all_logs(run_id):
+            event = record.dagster_event
+            if event is None or event.step_key is None:
+                continue
+            if event.event_type in (dg.DagsterEventType.STEP_START,):
+                spans[event.step_key] = [record.timestamp, float("inf")]
+            elif event.event_type in (
+                dg.DagsterEventType.STEP_SUCCESS,
+                dg.DagsterEventType.STEP_FAILURE,
+            ):
+                spans[event.step_key][1] = record.timestamp
+        samples = list(self.samples)
+        return {
+            step: round(max((rss for t, rss in samples if start <= t <= end), default=0) / 2**20)
+            for step, (start, end) in spans.items()
+        }
+
+
+def range_job() -> Any:
+    """A job of the range part's assets in the code location configured by the environment."""
+    import dagster as dg
+
+    from ml_assets.definitions import build_defs
+    from ml_assets.settings import Settings
+
+    defs = build_defs(Settings.from_env())
+    job = dg.define_asset_job("range_part", selection=range_part(defs))
+    return dg.Definitions.merge(defs, dg.Definitions(jobs=[job])).resolve_job_def("range_part")
+
+
+def range_part(defs: Any) -> list[Any]:
+    """The partitioned assets of the raw, feature and training groups, models left out."""
+    graph = defs.resolve_asset_graph()
+    return [
+        key
+        for key in graph.get_all_asset_keys()
+        if graph.get(key).group_name in RANGE_PART
+        and graph.get(key).is_partitioned
+        and not key.to_user_string().startswith("model__")
+    ]
 
 
 def one_range(root: Path, landing: Path, warm: int, days: int) -> dict:
@@ -49,32 +113,31 @@ def one_range(root: Path, landing: Path, warm: int, days: int) -> dict:
             "ML_ASSETS_ROOT": str(root),
             "ML_ASSETS_LANDING": str(landing),
             "ML_ASSETS_LAKE": str(root / "lake"),
+            "ML_ASSETS_EXECUTOR": "in_process",
         }
     )
     settings = Settings.from_env()
     defs = build_defs(settings)
-    graph = defs.resolve_asset_graph()
-    selection = [
-        key
-        for key in graph.get_all_asset_keys()
-        if graph.get(key).group_name in RANGE_PART
-        and graph.get(key).is_partitioned
-        and not key.to_user_string().startswith("model__")
-    ]
+    selection = range_part(defs)
     first, last = _day(warm), _day(warm + days - 1)
     with dg.DagsterInstance.ephemeral() as instance:
         assert materialize_days(defs, instance, REFERENCE_JOB, [None])[0].success
         assert materialize_range(defs, instance, FEATURES_JOB, _day(0), _day(warm - 1)).success
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        sampler = RssSampler()
         started = time.perf_counter()
-        result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
-            instance=instance,
-            asset_selection=selection,
+        # execute_job, not execute_in_process: the latter keeps every step's output in memory
+        # for its result, which a run worker does not.
+        with dg.execute_job(
+            dg.reconstructable(range_job),
+            instance,
             tags={RANGE_TAGS[0]: first, RANGE_TAGS[1]: last},
             raise_on_error=False,
-        )
+        ) as result:
+            success = result.success
+            steps = sampler.by_step(instance, result.run_id)
         seconds = time.perf_counter() - started
-    assert result.success, f"the range run {first}..{last} failed"
+    assert success, f"the range run {first}..{last} failed"
     training_sets = sorted((root / "lake" / "training_set").glob("*.parquet"))
     return {
         "days": days,
@@ -84,6 +147,7 @@ def one_range(root: Path, landing: Path, warm: int, days: int) -> dict:
         "seconds": round(seconds, 1),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "peak_rss_before_run_mib": round(before / 1024, 1),
+        "peak_rss_by_step_mib": steps,
     }
 
 
@@ -143,6 +207,8 @@ def main() -> None:
             f"{row['seconds']:7.1f} s; peak RSS of the run's process {row['peak_rss_mib']:7.1f} "
             f"MiB (before the run {row['peak_rss_before_run_mib']:.1f})"
         )
+        steps = sorted(row["peak_rss_by_step_mib"].items(), key=lambda item: -item[1])
+        print("      peak by step (MiB): " + ", ".join(f"{k} {v}" for k, v in steps[:6]))
     if len(rows) > 1:
         print(
             f"peak RSS {rows[-1]['days']} vs {rows[0]['days']} days: "

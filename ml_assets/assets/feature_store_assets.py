@@ -2,7 +2,8 @@
 online store, with a parity check between the two."""
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -22,8 +23,12 @@ from ml_assets.resources.feature_store import FeatureStoreResource
 from ml_assets.settings import Settings
 from ml_assets.types import Frame
 
+if TYPE_CHECKING:
+    from ml_assets.feature_repo.online_upkeep import UpkeepReport
+
 GROUP = "features"
 PARITY_SAMPLE = 50
+MATERIALIZE_DAYS = 28  # days per Feast materialization of a range run: bounds its memory
 
 
 def online_window(day: str, horizon_hours: float) -> tuple[dt.datetime, dt.datetime]:
@@ -36,6 +41,27 @@ def online_window(day: str, horizon_hours: float) -> tuple[dt.datetime, dt.datet
     return (start - pd.Timedelta(hours=horizon_hours)).tz_convert(
         "UTC"
     ).to_pydatetime(), end.tz_convert("UTC").to_pydatetime()
+
+
+def materialize_days(
+    feature_store: FeatureStoreResource, days: list[str], horizon_hours: float
+) -> "UpkeepReport":
+    """Materialize ``days`` (consecutive) into the online store, ``MATERIALIZE_DAYS`` per Feast
+    call in day order, so memory does not grow with a range; the chunks' counts added up."""
+    from ml_assets.feature_repo.online_upkeep import UpkeepReport
+
+    total = UpkeepReport()
+    for first in range(0, len(days), MATERIALIZE_DAYS):
+        chunk = days[first : first + MATERIALIZE_DAYS]
+        start = online_window(chunk[0], horizon_hours)[0]
+        end = online_window(chunk[-1], horizon_hours)[1]
+        report = feature_store.materialize(start, end, chunk)
+        if report is not None:
+            total.replaced += report.replaced
+            total.kept_newer += report.kept_newer
+            total.swept += report.swept
+            total.newest_event = report.newest_event
+    return total
 
 
 def build_feature_store_assets(settings: Settings) -> list:
@@ -112,22 +138,22 @@ def build_feature_store_assets(settings: Settings) -> list:
         """The day's feature rows materialized into the online store (SQLite locally, Redis in
         production). Re-running a day replaces what it wrote (a correction reaches serving; a
         newer day's values stay), and rows past the views' TTL are swept, so the store holds
-        what serving can use. A range run materializes its days in one call."""
+        what serving can use. A range run materializes its days ``MATERIALIZE_DAYS`` at a
+        time, in day order (Feast holds a call's rows in memory); the row counts add up."""
         days = partition_days(context)
-        start = online_window(days[0], settings.prediction_horizon_hours)[0]
-        end = online_window(days[-1], settings.prediction_horizon_hours)[1]
+        horizon = settings.prediction_horizon_hours
         feature_store.apply()
-        report = feature_store.materialize(start, end, days)
-        newest = report.newest_event if report else None
+        report = materialize_days(feature_store, days, horizon)
+        newest = report.newest_event
         return dg.MaterializeResult(
             metadata={
                 "online_store": feature_store.config["online_store"]["type"],
-                "window_start": start.isoformat(),
-                "window_end": end.isoformat(),
+                "window_start": online_window(days[0], horizon)[0].isoformat(),
+                "window_end": online_window(days[-1], horizon)[1].isoformat(),
                 "feature_service": feature_store.service().name,
-                "rows_replaced": report.replaced if report else 0,
-                "rows_kept_newer": report.kept_newer if report else 0,
-                "rows_swept": report.swept if report else 0,
+                "rows_replaced": report.replaced,
+                "rows_kept_newer": report.kept_newer,
+                "rows_swept": report.swept,
                 "newest_event_online": newest.isoformat() if newest else "none",
             }
         )
@@ -147,7 +173,13 @@ def build_feature_store_assets(settings: Settings) -> list:
     ) -> dg.AssetCheckResult:
         from ml_assets.resources.lake import concat_partitions
 
-        rows = concat_partitions(feast_features)  # a range run: all of its days
+        cutoff = feature_store.upkeep().cutoff()
+        if isinstance(feast_features, Mapping) and cutoff is not None:
+            # a range run: only its days with flights still served (the rest were swept)
+            horizon = settings.prediction_horizon_hours
+            served = [d for d in feast_features if online_window(d, horizon)[1] > cutoff]
+            feast_features = {d: feast_features[d] for d in served or list(feast_features)[-1:]}
+        rows = concat_partitions(feast_features)
         result, served_days = _parity(feature_store, rows)
         if not context.has_partition_key:  # a range run: every day gets its own evaluation
             from ml_assets.checks.range_checks import record_days

@@ -56,16 +56,34 @@ def materialize_range(
     first: str,
     last: str,
     tags: dict[str, str] | None = None,
+    launched: bool = False,
 ) -> RunSummary:
-    """One in-process run of ``job_name`` over the days ``first..last`` (its assets must be
-    single-run: raw and features)."""
-    job = defs.resolve_job_def(job_name)
+    """One run of ``job_name`` over the days ``first..last`` (its assets must be single-run).
+
+    In-process by default; ``launched``: through the code location's executor, each step in a
+    process of its own and side by side as in a launched run (its steps' durations then are what
+    a backfill's plan should fit), with the code location that the environment configures.
+    """
     started = time.perf_counter()
-    result = job.execute_in_process(
-        instance=instance,
-        tags={**(tags or {}), RANGE_TAGS[0]: first, RANGE_TAGS[1]: last},
-        raise_on_error=False,
-    )
-    return RunSummary(
-        job_name, f"{first}..{last}", result.run_id, result.success, time.perf_counter() - started
-    )
+    run_tags = {**(tags or {}), RANGE_TAGS[0]: first, RANGE_TAGS[1]: last}
+    if launched:
+        from dagster._core.definitions.reconstruct import ReconstructableRepository
+
+        from ml_assets.settings import PROJECT_ROOT
+
+        repository = ReconstructableRepository.for_module(
+            "ml_assets.definitions", "defs", working_directory=str(PROJECT_ROOT)
+        )
+        with dg.execute_job(
+            repository.get_reconstructable_job(job_name),
+            instance,
+            tags=run_tags,
+            raise_on_error=False,
+        ) as launched_result:
+            run_id, success = launched_result.run_id, launched_result.success
+    else:
+        result = defs.resolve_job_def(job_name).execute_in_process(
+            instance=instance, tags=run_tags, raise_on_error=False
+        )
+        run_id, success = result.run_id, result.success
+    return RunSummary(job_name, f"{first}..{last}", run_id, success, time.perf_counter() - started)

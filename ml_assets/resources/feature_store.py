@@ -45,6 +45,7 @@ class FeatureStoreResource(dg.ConfigurableResource):
             if self.config["online_store"]["type"] == "sqlite":
                 Path(self.config["online_store"]["path"]).parent.mkdir(parents=True, exist_ok=True)
             register_lake_filesystem(self.lake_base)
+            close_duckdb_at_exit()
             try:
                 config = RepoConfig(**self._feast_config())
             except ValueError as exc:  # pydantic echoes its input: mask it, chain nothing
@@ -341,6 +342,38 @@ def register_lake_filesystem(lake_base: str) -> None:
     protocol = lake_base.split("://", 1)[0]
     if not connection.filesystem_is_registered(protocol):
         connection.register_filesystem(fsspec.filesystem(protocol))
+
+
+_DUCKDB_EXIT_HOOK: list[bool] = []
+
+
+def close_duckdb_at_exit() -> None:
+    """Once per process: close, at exit, the DuckDB databases Feast's offline store opens (ibis's
+    default backend, duckdb's default connection) while Python still runs.
+
+    Left open, their worker threads are torn down during interpreter finalization, which now and
+    then aborts a process that had succeeded ("terminate called without an active exception",
+    exit -6: duckdb/duckdb#13904; seen on ``ml-assets demo``).
+    """
+    if not _DUCKDB_EXIT_HOOK:
+        import atexit
+
+        atexit.register(close_duckdb)
+        _DUCKDB_EXIT_HOOK.append(True)
+
+
+def close_duckdb() -> None:
+    """Close ibis's default DuckDB backend and duckdb's default connection, if opened."""
+    import sys
+
+    ibis = sys.modules.get("ibis")
+    backend = getattr(getattr(ibis, "options", None), "default_backend", None)
+    if backend is not None:
+        backend.disconnect()
+        ibis.options.default_backend = None
+    duckdb = sys.modules.get("duckdb")
+    if duckdb is not None:
+        duckdb.default_connection().close()
 
 
 def entity_row(flight_id: str) -> dict[str, Any]:

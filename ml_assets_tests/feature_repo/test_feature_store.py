@@ -195,3 +195,55 @@ def test_feature_store_yaml_is_rendered_from_settings(tmp_path: Path) -> None:
     )
     assert prod["online_store"] == {"type": "redis", "connection_string": "redis:6379"}
     assert prod["registry"] == "gs://b/lake/feast/registry.db"
+
+
+EXIT_SCRIPT = """
+import atexit, json, sys
+import pandas as pd
+
+def at_exit():  # registered first, so it runs after the resource's own exit hook
+    try:
+        backend.con.execute("select 1")
+        print("duckdb still open at exit")
+    except Exception as exc:
+        print("duckdb closed at exit:", type(exc).__name__)
+
+atexit.register(at_exit)
+from ml_assets.resources.feature_store import FeatureStoreResource
+store = FeatureStoreResource(**json.load(open(sys.argv[1])))
+rows = store.historical(pd.read_parquet(sys.argv[2]))
+import ibis
+backend = ibis.get_backend()
+print("rows", len(rows), "open:", backend.con.execute("select 1").fetchall() == [(1,)])
+"""
+
+
+def test_a_process_that_queried_feast_closes_duckdb_before_it_exits(
+    online_store: FeatureStoreResource, lake: dict, tmp_path: Path
+) -> None:
+    """DuckDB left open aborts a finished process now and then as the interpreter shuts down
+    (duckdb#13904; ``ml-assets demo`` exited -6 once in CI); the resource closes it at exit."""
+    import json
+    import subprocess
+    import sys
+
+    entities = (
+        _rows(lake)
+        .sample(5, random_state=5)
+        .loc[:, [KEY, *JOIN_KEYS, "prediction_ts"]]
+        .rename(columns={"prediction_ts": "event_timestamp"})
+    )
+    entities.to_parquet(tmp_path / "entities.parquet")
+    (tmp_path / "store.json").write_text(
+        json.dumps({"config": online_store.config, "lake_base": online_store.lake_base})
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", EXIT_SCRIPT, "store.json", "entities.parquet"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "rows 5 open: True" in done.stdout
+    assert "duckdb closed at exit: ConnectionException" in done.stdout, done.stdout

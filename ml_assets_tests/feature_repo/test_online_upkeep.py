@@ -146,3 +146,28 @@ def test_serving_reads_a_value_throughout_a_materialization(store) -> None:
 def _entity(base: Path, day: str, flight: str) -> dict:
     rows = pd.read_parquet(base / "feast_features" / f"{day}.parquet").set_index(KEY)
     return {KEY: flight} | {k: rows.loc[flight, k] for k in _keys(rows.loc[flight])}
+
+
+def test_a_range_materialized_in_chunks_serves_what_one_call_would(
+    store, lake: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A range run writes the online store a few days per Feast call (its memory stays flat);
+    the store then serves what one call over the whole range leaves."""
+    from ml_assets.assets import feature_store_assets
+
+    online, base = store
+    backend = online.config["online_store"]["type"]
+    whole = feast_store(store_settings(dict(lake, lake=str(base)), backend))
+    monkeypatch.setattr(feature_store_assets, "MATERIALIZE_DAYS", 3)
+    chunked = feature_store_assets.materialize_days(online, DAYS, 2.0)
+    assert chunked.newest_event is not None
+    _materialize(whole, *DAYS)
+    flights = pd.concat(
+        pd.read_parquet(base / "feast_features" / f"{day}.parquet").sample(15, random_state=6)
+        for day in DAYS[-2:]
+    )[KEY].tolist()
+    got, want = online.online(flights).set_index(KEY), whole.online(flights).set_index(KEY)
+    assert got.shape == want.shape and list(got.index) == flights
+    assert ((got == want) | (got.isna() & want.isna())).all().all()
+    with pytest.raises(FeatureStoreError, match="no features for"):  # swept in both
+        online.online(pd.read_parquet(base / "feast_features" / f"{DAYS[0]}.parquet")[KEY][:2])
