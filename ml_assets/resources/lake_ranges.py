@@ -8,7 +8,7 @@ writes) and, in a range run, hands every partitioned input to the step as a
 run would see. Runs of one partition behave as before.
 
 Memory stays bounded however long the range: inputs are read when a day is asked for (recently
-read days kept up to ``KEEP_BYTES``), and a lazy output is computed day by day as it is written,
+read days kept up to ``KEEP_BYTES``, and none from before the window last cut), and a lazy output is computed day by day as it is written,
 so a day's frame is dropped once it is in the lake.
 """
 
@@ -76,6 +76,13 @@ class PartitionFrames(Mapping[str, Any]):
 
     def __repr__(self) -> str:
         return f"PartitionFrames({self._keys[:1]}..{self._keys[-1:]}, lazy={self.lazy})"
+
+    def release_before(self, key: str) -> None:
+        """Drop the kept values of days before ``key`` (a window moved past them); a later
+        access reads such a day again."""
+        if self._produce is not None:
+            for old in [k for k in self._values if k < key]:
+                del self._values[old]
 
     def _evict(self) -> None:
         kept = sorted(self._values)
@@ -160,6 +167,7 @@ def window(value: Any, day: str, days: int) -> Any:
         return value
     first = (dt.date.fromisoformat(day) - dt.timedelta(days=days - 1)).isoformat()
     parts = {key: value[key] for key in value if first <= key <= day}
+    value.release_before(first)  # days come in order: the next windows start later
     if not parts:
         raise KeyError(f"no loaded partition in {first}..{day}")
     return next(iter(parts.values())) if len(parts) == 1 else concat_partitions(parts)

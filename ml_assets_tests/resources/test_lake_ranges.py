@@ -39,6 +39,20 @@ def test_kept_days_stay_under_the_budget_dropping_the_oldest_first() -> None:
     assert made == [*DAYS[:3], DAYS[0]], "the oldest day was dropped"
 
 
+def test_a_sliding_window_keeps_no_day_it_has_moved_past() -> None:
+    """However large the budget, a range run holds its input's window, not the whole range."""
+    made: list[str] = []
+    frames = PartitionFrames(
+        produce=lambda day: made.append(day) or _frame(day), keys=DAYS, keep_bytes=2**40
+    )
+    for day in DAYS:
+        window(frames, day, 2)
+    assert made == DAYS, "each day read once"
+    assert sorted(frames._values) == DAYS[-2:], "only the last window is kept"
+    frames[DAYS[0]]
+    assert made == [*DAYS, DAYS[0]], "a day before the window is read again"
+
+
 def test_window_cuts_a_range_like_the_lake_joins_it() -> None:
     frames = PartitionFrames({d: _frame(d, 3) for d in DAYS})
     joined = window(frames, "2013-03-03", 2)
