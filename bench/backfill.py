@@ -1,20 +1,22 @@
-"""Benchmark: a backfill of the whole graph through Dagster vs the same work in a plain loop.
+"""Benchmark: a backfill of the whole graph through Dagster vs the same work without it.
 
-(a) plain Python: the pure functions of every asset over the days, in one process, frames kept
-    in memory, Feast used the same way (feature rows written to the lake, one online
-    materialization over the range, a point-in-time retrieval per training set); printed once
-    without and once with the data contracts (Pandera), which the Dagster side validates.
+(a) the fair baseline (``bench/backfill_baseline.py``, the headline): the pipeline's own functions
+    over the days, the same outputs (every asset's files, quarantine, online store, registry,
+    checkpoints), the days' training sets, models and leaderboards on a process pool of
+    ``os.cpu_count()`` workers. (a') a one-core loop with frames in memory and no outputs.
 (b) Dagster: a real instance (SQLite) with the run queue (5 runs), ``dagster-daemon`` and the
-    webserver; an asset backfill of the daily graph (all but ``planes``) over the days is launched
-    through GraphQL ``launchPartitionBackfill`` and timed from its request to its last run's end.
+    webserver; the daily graph (all but ``planes``) over the days launched through GraphQL as
+    an asset backfill (``launchPartitionBackfill``: the daemon's backfill loop submits its run)
+    or, with ``--launch single-run``, as the launch dialog's single run over the range
+    (``launchRun`` with the range tags); timed from the request to the run's end.
 
 The days before the timed range (a training window) are prepared untimed on both sides. Prints
-both times, the ratios, runs and steps, the per-step overhead, the code location's load time and
-a profile of the Dagster side from its event log. Sensors and schedules are left out of the
-benchmark's code location (``bench/backfill_location.py``) so only the backfill runs.
+both times (wall-clock and the machine's CPU-seconds), the ratios, whether both lakes hold the
+same files, a profile of the Dagster side from its event log and the plan's comparison. Sensors
+and schedules are left out of the benchmark's code location (``bench/backfill_location.py``).
 
     uv run python bench/backfill.py [--days 90] [--models 5] [--window-days 56]
-                                    [--baselines plain,contracts] [--skip-plain]
+                                    [--baselines fair,loop] [--launch backfill|single-run]
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -289,15 +292,21 @@ def seed(root: Path, warm: list[str]) -> None:
 
 
 def through_dagster(
-    root: Path, days: list[str], timeout_s: float
-) -> tuple[str, float, float, float]:
-    """Launch the backfill through the webserver + daemon; (backfill id, requested at, seconds
-    to healthy, the machine's CPU-seconds from the request to the backfill's end)."""
+    root: Path, days: list[str], timeout_s: float, launch: str = "backfill"
+) -> tuple[Any, float, float, float]:
+    """Launch the range through the webserver + daemon: an asset backfill (``launch``
+    "backfill") or the UI's single run over the range ("single-run"). Returns (the runs'
+    filter, requested at, seconds to healthy, the machine's CPU-seconds from the request to the
+    end)."""
+    import dagster as dg
+
     from ml_assets.execution import DAILY_GROUPS
     from ml_assets.operations.backfill_launch import (
         launch_backfill,
+        launch_range_run,
         partitioned_assets,
         wait_backfill,
+        wait_run,
     )
     from ml_assets.operations.supervisor import DAGSTER_ENV, commands, stop, wait_healthy
 
@@ -315,16 +324,22 @@ def through_dagster(
         up_started = time.perf_counter()
         wait_healthy(url, processes, timeout_s=300)
         up_s = time.perf_counter() - up_started
-        _at_mid_cycle(root / "home")
+        if launch == "backfill":
+            _at_mid_cycle(root / "home")
         assets = partitioned_assets(url, DAILY_GROUPS)
         started, busy = time.time(), machine_cpu()
-        backfill_id = launch_backfill(url, days[0], days[-1], assets, "bench/backfill.py")
-        status = wait_backfill(url, backfill_id, timeout_s, poll_s=5.0)
+        if launch == "backfill":
+            backfill_id = launch_backfill(url, days[0], days[-1], assets, "bench/backfill.py")
+            status = wait_backfill(url, backfill_id, timeout_s, poll_s=5.0)
+            ended = status["status"]
+            runs = dg.RunsFilter(tags={"dagster/backfill": backfill_id})
+        else:
+            run_id = launch_range_run(url, days[0], days[-1], assets, "bench/backfill.py")
+            ended = wait_run(url, run_id, timeout_s, poll_s=5.0)
+            runs = dg.RunsFilter(run_ids=[run_id])
         cpu = machine_cpu() - busy
-        assert status["status"] == "COMPLETED_SUCCESS", (
-            f"backfill ended {status}; see {root}/up.log"
-        )
-        return backfill_id, started, up_s, cpu
+        assert ended in ("COMPLETED_SUCCESS", "SUCCESS"), f"{launch} ended {ended}; see {root}"
+        return runs, started, up_s, cpu
     finally:
         stop(list(processes.values()))
         log.close()
@@ -374,14 +389,12 @@ def _event_times(instance, run_id: str) -> dict[str, float]:
     }
 
 
-def profile(root: Path, backfill_id: str, requested: float) -> dict:
+def profile(root: Path, runs_filter: Any, requested: float) -> dict:
     """Runs, steps and where the time went, from the instance's event log."""
     import dagster as dg
 
     with dg.DagsterInstance.from_config(str(root / "home")) as instance:
-        records = list(
-            instance.get_run_records(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
-        )
+        records = list(instance.get_run_records(runs_filter))
         by_step: dict[str, float] = defaultdict(float)
         steps = 0
         runs = []
@@ -485,6 +498,13 @@ def main() -> None:
         "frames in memory, no outputs)",
     )
     parser.add_argument("--skip-dagster", action="store_true", help="only the baselines")
+    parser.add_argument(
+        "--launch",
+        choices=("backfill", "single-run"),
+        default="backfill",
+        help="an asset backfill (the daemon's backfill loop submits its run), or the UI's "
+        "'Launch as... Single run' (the run is queued at once)",
+    )
     parser.add_argument("--timeout", type=float, default=6 * 3600)
     parser.add_argument("--keep", help="keep the run's files under this folder")
     args = parser.parse_args()
@@ -543,11 +563,12 @@ def main() -> None:
     (root / "home" / "dagster.yaml").write_text(_instance_yaml(root / "home"))
     os.environ.update(_env(root, landing, catalog, args.window_days))
     seed(root, warm)
-    backfill_id, requested, up_s, dagster_cpu = through_dagster(root, days, args.timeout)
-    facts = profile(root, backfill_id, requested)
+    runs, requested, up_s, dagster_cpu = through_dagster(root, days, args.timeout, args.launch)
+    facts = profile(root, runs, requested)
     dagster_s = facts["wall"]
+    how = "backfill" if args.launch == "backfill" else "single run over the range"
     print(
-        f"(b) Dagster backfill (daemon, webserver, {os.cpu_count()} steps at once): "
+        f"(b) Dagster {how} (daemon, webserver, {os.cpu_count()} steps at once): "
         f"{dagster_s:8.1f} s wall, {dagster_cpu:8.1f} CPU-s   "
         f"[{facts['runs']} runs ({facts['ranged_runs']} over the range), {facts['steps']} steps]"
     )
@@ -572,7 +593,7 @@ def main() -> None:
         f"      in runs outside steps (events, IO setup), sum: {facts['in_run_outside_steps']:8.1f}"
     )
     print(
-        f"      backfill request -> first run created    : {facts['first_run_after_request']:8.1f}"
+        f"      request -> first run created             : {facts['first_run_after_request']:8.1f}"
     )
     print(f"      range run (created -> ended)             : {facts['range_run']:8.1f}")
     print(f"      median wait in the run queue             : {facts['queued_median']:8.1f}")
@@ -580,10 +601,11 @@ def main() -> None:
     for step, seconds in list(facts["step_seconds"].items())[:12]:
         print(f"        {step:34s} {seconds:8.1f} s")
     print(f"    webserver + daemon healthy after {up_s:.1f} s (not counted)")
-    print("the plan from the runs before it (ml-assets plan-backfill --compare):")
-    from ml_assets.operations.cli import main as cli
+    if args.launch == "backfill":
+        print("the plan from the runs before it (ml-assets plan-backfill --compare):")
+        from ml_assets.operations.cli import main as cli
 
-    cli(["plan-backfill", "--compare", "--start", days[0], "--end", days[-1]])
+        cli(["plan-backfill", "--compare", "--start", days[0], "--end", days[-1]])
     dagster_import, location = load_time()
     print(
         f"code location load: import dagster {dagster_import:.2f} s, + definitions {location:.2f} s"

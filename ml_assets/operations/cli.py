@@ -370,6 +370,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         if not todo:
             return 0
         backfill_id = launch_partitions(args.url, todo, title + " (stale only)")
+    elif args.single_run:
+        return _single_run(args, days, assets, title)
     else:
         backfill_id = launch_backfill(args.url, days[0], days[-1], assets, title)
     print(f"backfill {backfill_id}: {len(assets)} assets x {len(days)} days")
@@ -380,6 +382,20 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         args.url, backfill_id, args.timeout, report=lambda s: print("  " + progress_line(s))
     )
     return 0 if status["status"] == "COMPLETED_SUCCESS" else 1
+
+
+def _single_run(args: argparse.Namespace, days: list[str], assets: list[dict], title: str) -> int:
+    """``backfill --single-run``: one run over the range, queued at once (no backfill tick)."""
+    from ml_assets.operations.backfill_launch import launch_range_run, wait_run
+
+    run_id = launch_range_run(args.url, days[0], days[-1], assets, title)
+    print(f"run {run_id}: {len(assets)} assets x {len(days)} days, one run")
+    print(f"  watch: {args.url}/runs/{run_id}")
+    if not args.wait:
+        return 0
+    status = wait_run(args.url, run_id, args.timeout)
+    print(f"  {status}")
+    return 0 if status == "SUCCESS" else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -415,6 +431,12 @@ def main(argv: list[str] | None = None) -> int:
         help="planned as a backfill of the job (one run per day) instead of its assets",
     )
     p.add_argument("--only-stale", action="store_true", help="only what is missing or stale")
+    p.add_argument(
+        "--single-run",
+        action="store_true",
+        help="one run over the range, as the UI's 'Launch as... Single run' (every asset "
+        "single-run, as locally): queued at once, not at the backfill daemon's next tick",
+    )
     p.add_argument("--compare", action="store_true", help="estimate vs actual of a backfill")
     p.add_argument("--backfill", help="backfill id for --compare (default: the latest)")
     p.set_defaults(func=cmd_plan_backfill)
@@ -426,6 +448,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--groups", help="asset groups, comma-separated (default: the daily graph)")
     p.add_argument("--title")
     p.add_argument("--only-stale", action="store_true", help="only what is missing or stale")
+    p.add_argument(
+        "--single-run",
+        action="store_true",
+        help="one run over the range, as the UI's 'Launch as... Single run' (every asset "
+        "single-run, as locally): queued at once, not at the backfill daemon's next tick",
+    )
     p.add_argument("--job", default="daily_pipeline", help="its assets, for --only-stale")
     p.add_argument("--wait", action="store_true", help="print progress until it ends")
     p.add_argument("--timeout", type=float, default=24 * 3600, help="seconds, with --wait")

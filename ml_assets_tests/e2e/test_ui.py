@@ -31,7 +31,12 @@ from ml_assets.automation.smtp_sink import Inbox, start_sink
 from ml_assets.definitions import build_defs
 from ml_assets.execution import DAILY_GROUPS, DAILY_JOB, FEATURES_JOB, REFERENCE_JOB
 from ml_assets.operations import backfill_plan as bp
-from ml_assets.operations.backfill_launch import launch_backfill, partitioned_assets
+from ml_assets.operations.backfill_launch import (
+    launch_backfill,
+    launch_range_run,
+    partitioned_assets,
+    wait_run,
+)
 from ml_assets.operations.materialize import materialize_days, materialize_range
 from ml_assets.operations.supervisor import graphql
 from ml_assets.settings import PROJECT_ROOT, Settings
@@ -350,6 +355,29 @@ def test_backfill_ingestion_to_deployment_over_a_date_range(ui: Deployment) -> N
     assert len(ranged) == 1 and {t["dagster/asset_partition_range_end"] for t in ranged} == {
         BACKFILL[-1]
     }
+
+
+def test_single_run_over_a_range_as_the_launch_dialog_offers_it(ui: Deployment) -> None:
+    """``ml-assets backfill --single-run``: the launch dialog's *Launch as... Single run*, one
+    run of the asset job tagged with the range, through the run queue, no backfill."""
+    selection = partitioned_assets(ui.url, ("raw", "features"))
+    run_id = launch_range_run(ui.url, BACKFILL[0], BACKFILL[-1], selection, "e2e: single run")
+    assert wait_run(ui.url, run_id, timeout_s=WAIT_S) == "SUCCESS", ui.log_tail()
+    with dg.DagsterInstance.from_config(ui.env["DAGSTER_HOME"]) as instance:
+        tags = instance.get_run_by_id(run_id).tags
+        assert tags["dagster/asset_partition_range_start"] == BACKFILL[0]
+        assert tags["dagster/asset_partition_range_end"] == BACKFILL[-1]
+        assert "dagster/backfill" not in tags and "dagster/partition" not in tags
+        for asset in ("raw_flights", "flight_features", "online_features"):
+            by_day = [
+                r.partition_key
+                for r in instance.fetch_materializations(
+                    dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=BACKFILL),
+                    limit=1000,
+                ).records
+                if r.run_id == run_id
+            ]
+            assert sorted(by_day) == BACKFILL, (asset, by_day)
 
 
 SENSOR_RUNS = """query($tags: [ExecutionTag!]) { runsOrError(filter: {tags: $tags}) {
