@@ -77,6 +77,7 @@ def materialize_range(
         with dg.execute_job(
             repository.get_reconstructable_job(job_name),
             instance,
+            run_config=QUIET,
             tags=run_tags,
             raise_on_error=False,
         ) as launched_result:
