@@ -1,12 +1,15 @@
 """Benchmark: peak memory of a backfill's range part (raw data through training sets), by length.
 
 A backfill runs the raw, feature, Feast and training-set assets once over its whole range
-(``BackfillPolicy.single_run()``). Memory must not grow with the range: range inputs are read
-a day at a time and the training sets are written as they are computed. For each length this
-runs, in a fresh process and lake, one in-process run of those assets over the range and prints
-that process's peak RSS and the wall-clock. (The training sets' worker processes,
-``assets/day_pool.py``, come from a forkserver, so they are not this process's children and are
-not counted; each holds one day's inputs and result at a time.)
+(``BackfillPolicy.single_run()``). Memory should not grow with the range: range inputs are read
+a day at a time and dropped once a sliding window has passed them, the training sets are written
+as they are computed, the online store is materialized a few weeks per Feast call. For each
+length this runs, in a fresh process and lake, one run of those assets over the range with the
+in-process executor, every step in this process, through ``dg.execute_job`` as a run worker runs
+it (``execute_in_process`` would keep every step's output for its result), and prints that
+process's peak RSS, the peak while each step ran, and the wall-clock. (The training sets' worker
+processes, ``assets/day_pool.py``, come from a forkserver, so they are not counted; each holds
+one day's inputs and result at a time.)
 
 The first ``--warm`` days (raw data and features only, in a run of their own, not measured) give
 the first training set its history: ``min_training_rows`` needs about three weeks of flights.
