@@ -431,12 +431,6 @@ def main(argv: list[str] | None = None) -> int:
         help="planned as a backfill of the job (one run per day) instead of its assets",
     )
     p.add_argument("--only-stale", action="store_true", help="only what is missing or stale")
-    p.add_argument(
-        "--single-run",
-        action="store_true",
-        help="one run over the range, as the UI's 'Launch as... Single run' (every asset "
-        "single-run, as locally): queued at once, not at the backfill daemon's next tick",
-    )
     p.add_argument("--compare", action="store_true", help="estimate vs actual of a backfill")
     p.add_argument("--backfill", help="backfill id for --compare (default: the latest)")
     p.set_defaults(func=cmd_plan_backfill)

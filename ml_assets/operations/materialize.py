@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from ml_assets.operations.backfill_launch import RANGE_TAGS
+
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
@@ -44,9 +46,6 @@ def materialize_days(
         if not result.success:
             break
     return summaries
-
-
-RANGE_TAGS = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
 
 
 def materialize_range(

@@ -330,14 +330,7 @@ def test_backfill_ingestion_to_deployment_over_a_date_range(ui: Deployment) -> N
     assert len(runs) == 1
     with dg.DagsterInstance.from_config(ui.env["DAGSTER_HOME"]) as instance:
         for asset in counts:
-            by_day = [
-                r.partition_key
-                for r in instance.fetch_materializations(
-                    dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=BACKFILL),
-                    limit=1000,
-                ).records
-                if r.run_id in runs
-            ]
+            by_day = _days_materialized(instance, asset, runs)
             assert sorted(by_day) == BACKFILL, (asset, by_day)  # each day exactly once
         tags = [instance.get_run_by_id(run_id).tags for run_id in runs]
         # the plan made from the runs before it predicted these runs and steps
@@ -357,6 +350,15 @@ def test_backfill_ingestion_to_deployment_over_a_date_range(ui: Deployment) -> N
     }
 
 
+def _days_materialized(instance: dg.DagsterInstance, asset: str, runs: set[str]) -> list[str]:
+    """The BACKFILL days of ``asset`` materialized by ``runs``, once per materialization."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=BACKFILL),
+        limit=1000,
+    ).records
+    return [r.partition_key for r in records if r.run_id in runs]
+
+
 def test_single_run_over_a_range_as_the_launch_dialog_offers_it(ui: Deployment) -> None:
     """``ml-assets backfill --single-run``: the launch dialog's *Launch as... Single run*, one
     run of the asset job tagged with the range, through the run queue, no backfill."""
@@ -369,14 +371,7 @@ def test_single_run_over_a_range_as_the_launch_dialog_offers_it(ui: Deployment) 
         assert tags["dagster/asset_partition_range_end"] == BACKFILL[-1]
         assert "dagster/backfill" not in tags and "dagster/partition" not in tags
         for asset in ("raw_flights", "flight_features", "online_features"):
-            by_day = [
-                r.partition_key
-                for r in instance.fetch_materializations(
-                    dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=BACKFILL),
-                    limit=1000,
-                ).records
-                if r.run_id == run_id
-            ]
+            by_day = _days_materialized(instance, asset, {run_id})
             assert sorted(by_day) == BACKFILL, (asset, by_day)
 
 
