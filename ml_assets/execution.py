@@ -18,29 +18,9 @@ DAILY_GROUPS = ("raw", "features", "training", "evaluation", "deployment")
 
 GPU_RUN_TAG = "ml_assets/gpu"
 
-# Imported once by the multiprocess executor's forkserver, so every step process it forks starts
-# with them: a step pays the fork and building the code location's definitions, not these imports
-# (about 1 s, and 3.5 s more for a step that opens the feature store; the modules that
-# ``build_defs`` imports, 0.08 s more per step).
-FORKSERVER_PRELOAD = [
-    "dagster",
-    "pandas",
-    "pyarrow.parquet",
-    "lightgbm",
-    "upath",
-    "pandera.pandas",
-    "feast",
-    "ml_assets.definitions",
-    "ml_assets.assets.raw",
-    "ml_assets.assets.feature_assets",
-    "ml_assets.assets.feature_store_assets",
-    "ml_assets.assets.training",
-    "ml_assets.assets.evaluation",
-    "ml_assets.assets.deployment",
-    "ml_assets.automation",
-    "ml_assets.checks.contracts",
-    "ml_assets.resources",
-]
+# The multiprocess executor's forkserver imports this once; every step process it forks starts
+# with what it loaded (``forkserver_preload.py``).
+FORKSERVER_PRELOAD = ["ml_assets.forkserver_preload"]
 
 
 def build_jobs(

@@ -4,9 +4,9 @@ A ``parallel`` daily asset (``DailyAssetSpec.parallel``) computes each day from 
 settings and resources only, so the days of a range run need not wait for each other: the step
 cuts each day's inputs as a daily run would see them, sends them to a pool of
 ``k8s.day_workers`` processes a few days ahead, and takes the results back in day order, where
-the contract gate and the lake handle them as before. The workers are forked from a forkserver
-that imported the pipeline once (``execution.FORKSERVER_PRELOAD``), and build the step's
-resources from the same settings (``resources.build_resources``). A worker's day has no Dagster context: it may add metadata,
+the contract gate and the lake handle them as before. The workers are forked from the step's
+process (or, once it has opened Feast's DuckDB, from a forkserver that imported the pipeline),
+and build the step's resources from the same settings (``resources.build_resources``). A worker's day has no Dagster context: it may add metadata,
 which travels back with its value, but not log or read the instance.
 """
 
@@ -43,11 +43,15 @@ class DayPool:
         start_method: str | None = None,
     ) -> None:
         from ml_assets.execution import FORKSERVER_PRELOAD
+        from ml_assets.resources.feature_store import feast_store_opened
 
-        # forkserver: the step's process may have run DuckDB (Feast's offline store) already,
-        # whose threads a forked child would inherit stopped, holding their locks; an in-process
-        # run worker (itself a multiprocessing child) does
-        context = multiprocessing.get_context(start_method or "forkserver")
+        # fork: the workers start at once with all the step's process has loaded. Unless this
+        # process has opened a Feast store (an in-process run worker that ran other steps):
+        # DuckDB's threads, inherited stopped and holding their locks, can hang a forked child,
+        # so the workers then come from a forkserver that imports the pipeline first.
+        if start_method is None:
+            start_method = "forkserver" if feast_store_opened() else "fork"
+        context = multiprocessing.get_context(start_method)
         if context.get_start_method() == "forkserver":
             context.set_forkserver_preload(FORKSERVER_PRELOAD)
         self._pool = ProcessPoolExecutor(

@@ -40,6 +40,10 @@ ASSET_JOB = "__ASSET_JOB"  # the code location's implicit job of all its assets
 RANGE_TAGS = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
 RUN_DONE = ("SUCCESS", "FAILURE", "CANCELED")
 NODES = "{ assetNodes { assetKey { path } groupName isPartitioned } }"
+CHECKS = """{ assetNodes { assetKey { path }
+  assetChecksOrError { ... on AssetChecks { checks { name } } } } }"""
+# ``freshness_policy.CHECK_NAME``: evaluated by the freshness sensor, never as a step of a run
+SENSOR_EVALUATED_CHECK = "partition_freshness"
 RUNNING = ("REQUESTED", "CANCELING", "FAILING")
 ONE_DAY = dt.timedelta(days=1)
 
@@ -65,8 +69,8 @@ def launch_backfill(
 def launch_range_run(
     url: str, first: str, last: str, assets: list[dict], title: str, tags: Sequence[dict] = ()
 ) -> str:
-    """Launch one run of ``assets`` over ``first..last`` (every one single-run), as the UI's
-    *Launch as… Single run* does; return its run id."""
+    """Launch one run of ``assets`` over ``first..last`` (every one single-run) with their checks
+    (:func:`run_checks`), as the UI's *Launch as… Single run* does; return its run id."""
     repository = graphql(url, REPOSITORIES, timeout=60)["repositoriesOrError"]["nodes"][0]
     params = {
         "selector": {
@@ -74,6 +78,7 @@ def launch_range_run(
             "repositoryName": repository["name"],
             "pipelineName": ASSET_JOB,
             "assetSelection": assets,
+            "assetCheckSelection": run_checks(url, assets),
         },
         "executionMetadata": {
             "tags": [
@@ -89,6 +94,19 @@ def launch_range_run(
     if launched["__typename"] != "LaunchRunSuccess":
         raise RuntimeError(f"run not launched: {launched}")
     return launched["run"]["runId"]
+
+
+def run_checks(url: str, assets: list[dict]) -> list[dict]:
+    """The checks a run of ``assets`` executes (GraphQL ``AssetCheckHandleInput``): all of theirs
+    but the sensor-evaluated freshness checks, as in the code location's jobs."""
+    selected = {tuple(key["path"]) for key in assets}
+    return [
+        {"assetKey": node["assetKey"], "name": check["name"]}
+        for node in graphql(url, CHECKS, timeout=60)["assetNodes"]
+        if tuple(node["assetKey"]["path"]) in selected
+        for check in node["assetChecksOrError"].get("checks", [])
+        if check["name"] != SENSOR_EVALUATED_CHECK
+    ]
 
 
 def wait_run(url: str, run_id: str, timeout_s: float, poll_s: float = 2.0) -> str:

@@ -362,6 +362,11 @@ def close_duckdb_at_exit() -> None:
         _DUCKDB_EXIT_HOOK.append(True)
 
 
+def feast_store_opened() -> bool:
+    """Whether this process has opened a Feast store (whose offline store may run DuckDB)."""
+    return bool(_DUCKDB_EXIT_HOOK)
+
+
 def close_duckdb() -> None:
     """Close ibis's default DuckDB backend and duckdb's default connection, if opened."""
     import sys

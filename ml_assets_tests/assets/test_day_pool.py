@@ -89,3 +89,18 @@ def test_a_workers_day_has_no_dagster_context(settings) -> None:
     pool = DayPool(ask_for_dagster, settings, [], DAYS[:2], _flights, workers=2)
     with pytest.raises(TypeError, match="without a Dagster context .*parallel=False"):
         pool.take(DAYS[0])
+
+
+@pytest.mark.parametrize(("feast_opened", "expected"), [(False, "fork"), (True, "forkserver")])
+def test_workers_are_forked_from_the_step_unless_it_opened_duckdb(
+    settings, monkeypatch: pytest.MonkeyPatch, feast_opened: bool, expected: str
+) -> None:
+    from ml_assets.resources import feature_store
+
+    monkeypatch.setattr(feature_store, "feast_store_opened", lambda: feast_opened)
+    pool = DayPool(double_delays, settings, [], DAYS[:2], _flights, workers=2)
+    try:
+        assert pool._pool._mp_context.get_start_method() == expected
+        assert pool.take(DAYS[0])[1]["pid"] != os.getpid()
+    finally:
+        pool.close()

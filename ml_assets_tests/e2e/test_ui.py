@@ -373,6 +373,18 @@ def test_single_run_over_a_range_as_the_launch_dialog_offers_it(ui: Deployment) 
         for asset in ("raw_flights", "flight_features", "online_features"):
             by_day = _days_materialized(instance, asset, {run_id})
             assert sorted(by_day) == BACKFILL, (asset, by_day)
+        evaluated = {
+            (e.asset_key.to_user_string(), e.check_name)
+            for e in (
+                record.dagster_event.event_specific_data
+                for record in instance.all_logs(
+                    run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+                )
+            )
+        }
+    # the contracts ran as steps; freshness is the sensor's, as in the code location's jobs
+    assert ("raw_flights", "contract") in evaluated and ("flight_features", "contract") in evaluated
+    assert not {name for _, name in evaluated} & {"partition_freshness"}, evaluated
 
 
 SENSOR_RUNS = """query($tags: [ExecutionTag!]) { runsOrError(filter: {tags: $tags}) {

@@ -12,7 +12,7 @@ import pytest
 from ml_assets.definitions import build_defs
 from ml_assets.execution import DAILY_JOB, FEATURES_JOB, REFERENCE_JOB
 from ml_assets.feature_repo.feast_objects import ENTITY_ASSETS
-from ml_assets.operations.backfill_launch import day_ranges
+from ml_assets.operations.backfill_launch import SENSOR_EVALUATED_CHECK, day_ranges
 from ml_assets.operations.backfill_plan import (
     Limits,
     Prices,
@@ -398,6 +398,14 @@ def test_day_ranges_join_consecutive_days() -> None:
         ("2013-01-05", "2013-01-05"),
         ("2013-02-28", "2013-03-01"),
     ]
+
+
+def test_single_run_launches_leave_out_the_checks_the_jobs_leave_out() -> None:
+    """``launch_range_run`` (dagster-free) names the sensor-evaluated check as the jobs do."""
+    from ml_assets.freshness_policy import CHECK_NAME, SENSOR_EVALUATED_CHECKS
+
+    assert SENSOR_EVALUATED_CHECK == CHECK_NAME
+    assert {key.name for key in SENSOR_EVALUATED_CHECKS} == {SENSOR_EVALUATED_CHECK}
 
 
 def test_plan_backfill_command_prints_a_plan_from_defaults(
