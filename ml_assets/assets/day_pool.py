@@ -6,8 +6,9 @@ cuts each day's inputs as a daily run would see them, sends them to a pool of
 ``k8s.day_workers`` processes a few days ahead, and takes the results back in day order, where
 the contract gate and the lake handle them as before. The workers are forked from the step's
 process (or, once it has opened Feast's DuckDB, from a forkserver that imported the pipeline),
-and build the step's resources from the same settings (``resources.build_resources``). A worker's day has no Dagster context: it may add metadata,
-which travels back with its value, but not log or read the instance.
+and build the step's resources from the same settings (``resources.build_resources``). A
+worker's day has no Dagster context: it may add metadata, which travels back with its value,
+but not log or read the instance.
 """
 
 from __future__ import annotations

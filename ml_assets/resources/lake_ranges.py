@@ -8,8 +8,9 @@ writes) and, in a range run, hands every partitioned input to the step as a
 run would see. Runs of one partition behave as before.
 
 Memory stays bounded however long the range: inputs are read when a day is asked for (recently
-read days kept up to ``KEEP_BYTES``, and none from before the window last cut), and a lazy output is computed day by day as it is written,
-so a day's frame is dropped once it is in the lake.
+read days kept up to ``KEEP_BYTES``, and none from before the window last cut), and a lazy
+output is computed day by day as it is written, so a day's frame is dropped once it is in the
+lake.
 """
 
 from __future__ import annotations
